@@ -17,6 +17,7 @@ DurableHostError
 │   ├── InstanceAlreadyRunning
 │   └── InstanceFinished
 ├── UnknownFunction                 an orchestrator/activity/entity name that the app does not define
+├── InvocationError                 the host could not call a function (bad payload, unsupported binding …)
 └── PayloadTooLarge                 a value that cannot be stored within the store's limits
 
 Messages say what was wrong and what to do next.
@@ -128,6 +129,11 @@ class UnknownFunction(DurableHostError):
         super().__init__(f"the function '{name}' doesn't exist as an {kind} in this app (known: {listing})")
         self.kind = kind
         self.name = name
+
+
+class InvocationError(DurableHostError):
+    """The host could not invoke a user function: a malformed payload, a binding it cannot supply, or an
+    SDK answer that breaks the protocol. Never used for failures of the user's own code."""
 
 
 class PayloadTooLarge(DurableHostError):

@@ -1,0 +1,268 @@
+"""Calling the app's functions with the payloads of the host <-> SDK protocol.
+
+Orchestrator and entity handles are pure, synchronous replays of JSON in to JSON out: call them inline or
+hand them to an executor. Activities and HTTP functions run user code that may block, so they are async
+and put sync functions on a thread pool, as the worker does.
+
+Failures of user code are results (OrchestratorResult.error, ActivityFailure, entity results with
+isError). Anything else — a payload the SDK refuses, a binding the host cannot supply, an SDK answer that
+is not the documented JSON — raises InvocationError, so host bugs are never mistaken for user failures.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextvars
+import functools
+import json
+import traceback
+import warnings
+from collections.abc import Mapping
+from concurrent.futures import Executor
+from dataclasses import dataclass
+from types import CodeType
+from typing import Any
+from urllib.parse import parse_qsl, urlsplit
+
+import azure.functions as func
+from azure.functions import meta
+from azure.functions.durable_functions import ActivityTriggerConverter
+
+from durablehost.errors import InvocationError
+from durablehost.functions.context import InvocationContext
+from durablehost.functions.index import (
+    CONTEXT_PARAM,
+    ActivityFunction,
+    BindingInfo,
+    EntityFunction,
+    FunctionInfo,
+    HttpFunction,
+    OrchestratorFunction,
+)
+
+# The SDK's one-shot "called without expected_type" / loose-codec notices (protocol Appendix A) are advice
+# to app authors about a codec mode the host does not choose; they would only be noise in the host's log.
+warnings.filterwarnings(
+    "ignore", message=r"azure\.functions (df_loads|Durable JSON codec)", category=DeprecationWarning
+)
+
+# handle() signals orchestration failure by raising Exception(f"{exc}{marker}{state_json}") (§1.3).
+_OUT_OF_PROC_MARKER = "\n\n$OutOfProcData$:"
+
+
+# --- orchestrators ------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class OrchestratorResult:
+    state: dict[str, Any]  # the parsed OrchestratorState: isDone, actions, output, customStatus … (§1.3)
+    error: str | None = None  # set when the orchestrator failed: the message before $OutOfProcData$
+    details: str | None = None  # traceback of the user's exception, when it failed
+
+    @property
+    def failed(self) -> bool:
+        return self.error is not None
+
+
+def call_orchestrator(orchestrator: OrchestratorFunction, payload_json: str) -> OrchestratorResult:
+    """Run one episode: the trigger payload (§1.2) in, the orchestrator's state or its failure out."""
+    try:
+        # Positionally: the handle's parameter is `context` whatever the binding is called (§1.1).
+        state_json = orchestrator.handle(payload_json)
+    except Exception as exc:
+        return _orchestrator_failure(orchestrator, exc)
+    return OrchestratorResult(state=_json_object(state_json, f"orchestrator '{orchestrator.name}'"))
+
+
+def _orchestrator_failure(orchestrator: OrchestratorFunction, exc: Exception) -> OrchestratorResult:
+    head, marker, tail = str(exc).rpartition(_OUT_OF_PROC_MARKER)
+    if marker:
+        # The state JSON holds no raw newlines, so the last marker is the SDK's own.
+        state = _json_object(tail, f"orchestrator '{orchestrator.name}'")
+        cause = exc.__cause__ or exc  # the SDK chains the user's exception (`raise … from`)
+        error = head or str(state.get("error"))
+        return OrchestratorResult(state=state, error=error, details=_traceback(cause))
+    user_code = getattr(orchestrator.handle, "orchestrator_function", None)
+    if user_code is not None and _raised_in(exc, user_code.__code__):
+        # A plain (non-generator) orchestrator is called outside the SDK's try, so its exception arrives
+        # without $OutOfProcData$. The extension fails the orchestration with the message and no actions.
+        message = str(exc) or str(type(exc))
+        return OrchestratorResult(
+            state={"isDone": False, "actions": [], "error": message}, error=message, details=_traceback(exc)
+        )
+    raise InvocationError(
+        f"orchestrator '{orchestrator.name}' could not process its payload: {type(exc).__name__}: {exc}"
+    ) from exc
+
+
+def _raised_in(exc: BaseException, code: CodeType) -> bool:
+    tb = exc.__traceback__
+    while tb is not None:
+        if tb.tb_frame.f_code is code:
+            return True
+        tb = tb.tb_next
+    return False
+
+
+# --- activities ---------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class ActivitySuccess:
+    result_json: str  # df_dumps of the return value; TaskCompleted.Result (§4)
+
+
+@dataclass(frozen=True)
+class ActivityFailure:
+    reason: str  # "Activity function '<name>' failed: <Type>: <message>"; TaskFailed.Reason (§4)
+    details: str  # traceback text; TaskFailed.Details
+
+
+ActivityOutcome = ActivitySuccess | ActivityFailure
+
+
+async def call_activity(
+    activity: ActivityFunction, input_json: str | None, *, executor: Executor
+) -> ActivityOutcome:
+    """Run an activity as the worker does (§4); sync functions go to ``executor``, which the caller owns."""
+    if activity.unsupported_bindings:
+        reason = _unsupported(activity.unsupported_bindings)
+        return ActivityFailure(reason=f"Activity function '{activity.name}' failed: {reason}", details="")
+    try:
+        argument = _decode_activity_input(input_json)
+    except Exception as exc:
+        return _activity_failure(activity, exc)
+    kwargs = {activity.input_param: argument}
+    if activity.wants_context:
+        kwargs[CONTEXT_PARAM] = _context(activity.info)
+    # A sync function is submitted outside the try: a shut-down executor is the host's problem, not the
+    # activity's. An async one is called inside it, where a signature mismatch raises.
+    submitted = None
+    if not activity.is_async:
+        call = functools.partial(contextvars.copy_context().run, activity.function, **kwargs)
+        submitted = asyncio.get_running_loop().run_in_executor(executor, call)
+    try:
+        result = await (activity.function(**kwargs) if submitted is None else submitted)
+        encoded = ActivityTriggerConverter.encode(result, expected_type=None)
+    except Exception as exc:
+        return _activity_failure(activity, exc)
+    return ActivitySuccess(result_json=str(encoded.value))
+
+
+def _decode_activity_input(input_json: str | None) -> Any:
+    if input_json is None:
+        # call_activity(name) without input schedules `null`; the converter would refuse None as text.
+        return None
+    # df_loads, with the raw string passed through when it is not JSON, exactly as the worker decodes.
+    return ActivityTriggerConverter.decode(meta.Datum(type="json", value=input_json), trigger_metadata=None)
+
+
+def _activity_failure(activity: ActivityFunction, exc: Exception) -> ActivityFailure:
+    return ActivityFailure(
+        reason=f"Activity function '{activity.name}' failed: {_describe(exc)}", details=_traceback(exc)
+    )
+
+
+# --- entities -----------------------------------------------------------------------------------------
+
+
+def call_entity(entity: EntityFunction, batch_request_json: str) -> dict[str, Any]:
+    """Run one entity batch (§7); user exceptions are per-operation results inside the output."""
+    try:
+        output = entity.handle(batch_request_json)
+    except Exception as exc:
+        # The SDK catches every operation's exception itself; what escapes is a malformed request or a
+        # state it cannot serialise.
+        raise InvocationError(
+            f"entity '{entity.name}' could not run the batch: {type(exc).__name__}: {exc}"
+        ) from exc
+    return _json_object(output, f"entity '{entity.name}'")
+
+
+# --- HTTP ---------------------------------------------------------------------------------------------
+
+
+def build_http_request(
+    method: str,
+    url: str,
+    *,
+    headers: Mapping[str, str] | None = None,
+    body: bytes = b"",
+    route_params: Mapping[str, str] | None = None,
+) -> func.HttpRequest:
+    """A ``func.HttpRequest`` as the Functions host builds it (§6); query parameters come from ``url``."""
+    params: dict[str, str] = {}
+    for key, value in parse_qsl(urlsplit(url).query, keep_blank_values=True):
+        # The host exposes the query as a dictionary of StringValues, joining repeated keys with ','.
+        params[key] = f"{params[key]},{value}" if key in params else value
+    return func.HttpRequest(
+        method.upper(), url, headers=headers, params=params, route_params=route_params, body=body
+    )
+
+
+async def call_http_function(
+    fn: HttpFunction,
+    request: func.HttpRequest,
+    client_binding_json: str | None,
+    *,
+    executor: Executor | None = None,
+) -> func.HttpResponse:
+    """Call an HTTP-triggered function with keyword arguments (§5.1, §6); ``executor`` None = the loop's."""
+    if fn.other_bindings:
+        raise InvocationError(f"function '{fn.name}': {_unsupported(fn.other_bindings)}")
+    kwargs: dict[str, Any] = {fn.request_param: request}
+    if fn.client_param is not None:
+        if client_binding_json is None:
+            raise InvocationError(f"function '{fn.name}' needs a durable client binding JSON, none was given")
+        # The SDK's middleware wants the binding as a JSON string and builds the client from it (§5.1).
+        kwargs[fn.client_param] = client_binding_json
+    if fn.wants_context:
+        kwargs[CONTEXT_PARAM] = _context(fn.info)
+    if fn.is_async:
+        result = await fn.function(**kwargs)
+    else:
+        call = functools.partial(contextvars.copy_context().run, fn.function, **kwargs)
+        result = await asyncio.get_running_loop().run_in_executor(executor, call)
+    if isinstance(result, func.HttpResponse):
+        return result
+    if isinstance(result, str):
+        # With the `$return` http output a plain string is a 200 text response (§6).
+        return func.HttpResponse(result, status_code=200, mimetype="text/plain", charset="utf-8")
+    raise InvocationError(
+        f"function '{fn.name}' returned {type(result).__name__}; an HTTP function must return "
+        "func.HttpResponse or str"
+    )
+
+
+# --- shared -------------------------------------------------------------------------------------------
+
+
+def _context(info: FunctionInfo) -> InvocationContext:
+    return InvocationContext(info.name, str(info.app_dir))
+
+
+def _unsupported(bindings: tuple[BindingInfo, ...]) -> str:
+    listing = ", ".join(f"{b.name!r} ({b.type}, {b.direction})" for b in bindings)
+    return f"durablehost cannot supply the binding(s) {listing}"
+
+
+def _json_object(text: Any, who: str) -> dict[str, Any]:
+    try:
+        value = json.loads(text)
+    except (TypeError, ValueError) as exc:
+        raise InvocationError(f"{who} returned something that is not JSON text: {text!r:.200}") from exc
+    if not isinstance(value, dict):
+        raise InvocationError(f"{who} returned JSON that is not an object: {text!r:.200}")
+    return value
+
+
+def _describe(exc: BaseException) -> str:
+    text = f"{type(exc).__name__}: {exc}"
+    # The SDK's converters wrap the telling error (`raise ValueError(…) from e`); keep its message too.
+    if exc.__cause__ is not None:
+        text += f" ({type(exc.__cause__).__name__}: {exc.__cause__})"
+    return text
+
+
+def _traceback(exc: BaseException) -> str:
+    return "".join(traceback.format_exception(exc))
