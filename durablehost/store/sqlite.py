@@ -414,4 +414,3 @@ class _WriteTransaction:
             self._conn.execute("COMMIT")
         else:
             self._conn.execute("ROLLBACK")
-

@@ -1,0 +1,462 @@
+"""AzureTableStore: the TableStore port on Azure Table storage (or Azurite) via ``azure.data.tables.aio``.
+
+Mapping decisions:
+
+* Every int is sent as ``Edm.Int64`` and every int filter literal carries the ``L`` suffix: Azure
+  compares only values of the same EDM type (Azurite even answers 500 to an Int32 property compared
+  with an Int64 literal), so one integer type keeps ``n ge 3`` meaning what it says.
+* Filters are ``PartitionKey eq @pk and RowKey ge @from and RowKey lt @to and <conditions>``, built with
+  the SDK's parameter substitution for every user string; ints are rendered by ``int.__str__``.
+* Azurite compares datetimes only to the millisecond, so datetime conditions are sent widened to whole
+  milliseconds and every condition is re-checked exactly in Python (durablehost.store.filtering).
+* The SDK's ``delete_entity`` swallows 404, but the port reports EntityNotFound, so deletes go through
+  the SDK's generated operation (``TableClient._client``; azure-data-tables is pinned in pyproject).
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+from collections.abc import AsyncIterator, Mapping, Sequence
+from datetime import UTC, datetime, timedelta
+from typing import Any, NoReturn
+
+from azure.core import MatchConditions
+from azure.core.exceptions import (
+    HttpResponseError,
+    ResourceExistsError,
+    ResourceModifiedError,
+    ResourceNotFoundError,
+    ServiceRequestError,
+    ServiceResponseError,
+)
+from azure.data.tables import (
+    EdmType,
+    EntityProperty,
+    TableTransactionError,
+)
+from azure.data.tables import (
+    UpdateMode as SdkUpdateMode,
+)
+from azure.data.tables.aio import TableClient, TableServiceClient
+
+from durablehost.azurite import STANDARD_PORTS, connection_string
+from durablehost.errors import (
+    EntityAlreadyExists,
+    EntityNotFound,
+    EntityTooLarge,
+    EtagMismatch,
+    StoreError,
+    StoreUnavailable,
+    TransactionFailed,
+)
+from durablehost.store import limits
+from durablehost.store.base import (
+    MAX_PAGE_SIZE,
+    Condition,
+    Entity,
+    Op,
+    OpKind,
+    Page,
+    Properties,
+    PropertyValue,
+    UpdateMode,
+)
+from durablehost.store.filtering import matches
+
+_SDK_MODE = {UpdateMode.MERGE: SdkUpdateMode.MERGE, UpdateMode.REPLACE: SdkUpdateMode.REPLACE}
+_MILLISECOND = timedelta(milliseconds=1)
+_KEYS = ("PartitionKey", "RowKey")
+
+
+def expand_connection_string(conn: str) -> str:
+    """Replace ``UseDevelopmentStorage=true`` (which the SDK does not understand) by the explicit
+    devstoreaccount1 endpoints on 127.0.0.1:10000-10002."""
+    fields = _parse(conn)
+    if fields.get("usedevelopmentstorage", "").lower() == "true":
+        return connection_string(STANDARD_PORTS)
+    return conn
+
+
+def _parse(conn: str) -> dict[str, str]:
+    fields: dict[str, str] = {}
+    for part in conn.split(";"):
+        name, sep, value = part.partition("=")
+        if sep:
+            fields[name.strip().lower()] = value.strip()
+    return fields
+
+
+def _to_sdk(partition_key: str, row_key: str, properties: Properties) -> dict[str, Any]:
+    entity: dict[str, Any] = {"PartitionKey": partition_key, "RowKey": row_key}
+    for name, value in properties.items():
+        if value is None:
+            continue
+        if isinstance(value, int) and not isinstance(value, bool):
+            entity[name] = EntityProperty(value, EdmType.INT64)
+        elif isinstance(value, datetime):
+            entity[name] = value.astimezone(UTC)
+        else:
+            entity[name] = value
+    return entity
+
+
+def _from_sdk_value(value: Any) -> PropertyValue | None:
+    if isinstance(value, EntityProperty):
+        value = value.value
+    if isinstance(value, datetime):
+        # The SDK returns TablesEntityDatetime (a subclass holding the service's text); give a plain one.
+        utc = value.astimezone(UTC)
+        return datetime(
+            utc.year, utc.month, utc.day, utc.hour, utc.minute, utc.second, utc.microsecond, tzinfo=UTC
+        )
+    return value  # type: ignore[no-any-return]
+
+
+def _from_sdk(raw: Mapping[str, Any], select: Sequence[str] | None = None) -> Entity:
+    metadata: Mapping[str, Any] = getattr(raw, "metadata", {})
+    properties: dict[str, PropertyValue] = {}
+    for name, value in raw.items():
+        if name in _KEYS or (select is not None and name not in select):
+            continue
+        converted = _from_sdk_value(value)
+        if converted is not None:
+            properties[name] = converted
+    timestamp = metadata.get("timestamp")
+    return Entity(
+        raw["PartitionKey"],
+        raw["RowKey"],
+        properties,
+        str(metadata.get("etag", "")),
+        _from_sdk_value(timestamp) if isinstance(timestamp, datetime) else None,  # type: ignore[arg-type]
+    )
+
+
+def _floor_ms(value: datetime) -> datetime:
+    return value - timedelta(microseconds=value.microsecond % 1000)
+
+
+def _ceil_ms(value: datetime) -> datetime:
+    floor = _floor_ms(value)
+    return floor if floor == value else floor + _MILLISECOND
+
+
+class _Filter:
+    """Builds an OData filter with SDK parameters (``@pN``) for every user value."""
+
+    def __init__(self) -> None:
+        self.clauses: list[str] = []
+        self.parameters: dict[str, Any] = {}
+
+    def add(self, name: str, op: str, value: PropertyValue) -> None:
+        if isinstance(value, int) and not isinstance(value, bool):
+            # The SDK would send small ints as Int32; ours are all Int64. int.__str__ is injection-free.
+            self.clauses.append(f"{name} {op} {int(value)}L")
+            return
+        param = f"p{len(self.parameters)}"
+        self.parameters[param] = value
+        self.clauses.append(f"{name} {op} @{param}")
+
+    def add_condition(self, condition: Condition) -> None:
+        value = condition.value
+        if not isinstance(value, datetime):
+            self.add(condition.name, condition.op, value)
+        elif condition.op in ("gt", "ge"):
+            self.add(condition.name, "ge", _floor_ms(value))
+        elif condition.op in ("lt", "le"):
+            self.add(condition.name, "le", _ceil_ms(value))
+        elif condition.op == "eq":
+            self.add(condition.name, "ge", _floor_ms(value))
+            self.add(condition.name, "le", _ceil_ms(value))
+        # "ne" on a datetime is checked only client-side: a millisecond-wide server test could drop rows.
+
+    @property
+    def text(self) -> str:
+        return " and ".join(self.clauses)
+
+
+def _encode_token(token: Mapping[str, Any]) -> str:
+    return base64.urlsafe_b64encode(json.dumps(dict(token)).encode()).decode("ascii")
+
+
+def _decode_token(token: str) -> dict[str, Any]:
+    try:
+        decoded = json.loads(base64.urlsafe_b64decode(token.encode("ascii")))
+    except (ValueError, TypeError) as error:
+        raise limits.InvalidValue(f"malformed continuation token {token!r}") from error
+    if not isinstance(decoded, dict):
+        raise limits.InvalidValue(f"malformed continuation token {token!r}")
+    return decoded
+
+
+def _raise_mapped(error: Exception, table: str, partition_key: str = "", row_key: str = "") -> NoReturn:
+    """Translate an SDK/transport error into the durablehost error tree."""
+    if isinstance(error, ServiceRequestError | ServiceResponseError):
+        raise StoreUnavailable(
+            f"cannot reach Azure Table storage for table {table!r}: {error}. Is Azurite running?"
+        ) from error
+    if isinstance(error, HttpResponseError):
+        code = str(getattr(error, "error_code", None) or "")
+        if code == "TableNotFound":
+            raise StoreError(f"table {table!r} does not exist; call create_table first") from error
+        if isinstance(error, ResourceNotFoundError) or error.status_code == 404:
+            raise EntityNotFound(table, partition_key, row_key) from error
+        if isinstance(error, ResourceExistsError) or code == "EntityAlreadyExists":
+            raise EntityAlreadyExists(table, partition_key, row_key) from error
+        if isinstance(error, ResourceModifiedError) or error.status_code == 412:
+            raise EtagMismatch(table, partition_key, row_key) from error
+        if code in ("EntityTooLarge", "PropertyValueTooLarge", "RequestBodyTooLarge"):
+            raise EntityTooLarge(
+                f"Azure refused ({partition_key!r}, {row_key!r}) in {table!r}: {code}"
+            ) from error
+        raise StoreError(
+            f"Azure Table storage error on table {table!r} ({code or error.status_code}): {error}"
+        )
+    raise error
+
+
+class AzureTableStore:
+    """TableStore on Azure Table storage or Azurite, from a connection string.
+
+    ``UseDevelopmentStorage=true`` is expanded to the local emulator's standard endpoints.
+    """
+
+    def __init__(self, conn: str) -> None:
+        self._conn = expand_connection_string(conn)
+        fields = _parse(self._conn)
+        account = fields.get("accountname", "?")
+        endpoint = fields.get("tableendpoint") or f"{fields.get('defaultendpointsprotocol', 'https')}://" + (
+            f"{account}.table.{fields.get('endpointsuffix', 'core.windows.net')}"
+        )
+        self._description = f"azure:{account}@{endpoint}"
+        self._service = TableServiceClient.from_connection_string(self._conn)
+        self._clients: dict[str, TableClient] = {}
+
+    @property
+    def description(self) -> str:
+        return self._description
+
+    def _client(self, table: str) -> TableClient:
+        client = self._clients.get(table)
+        if client is None:
+            limits.validate_table_name(table)
+            client = self._clients[table] = self._service.get_table_client(table)
+        return client
+
+    async def create_table(self, table: str) -> None:
+        limits.validate_table_name(table)
+        try:
+            await self._service.create_table(table)
+        except ResourceExistsError:
+            return  # already there: create_table is idempotent by contract
+        except (HttpResponseError, ServiceRequestError, ServiceResponseError) as error:
+            _raise_mapped(error, table)
+
+    async def delete_table(self, table: str) -> None:
+        limits.validate_table_name(table)
+        try:
+            # The SDK's delete_table already treats a missing table as success.
+            await self._service.delete_table(table)
+        except (HttpResponseError, ServiceRequestError, ServiceResponseError) as error:
+            _raise_mapped(error, table)
+
+    async def get(self, table: str, partition_key: str, row_key: str) -> Entity:
+        limits.validate_key("PartitionKey", partition_key)
+        limits.validate_key("RowKey", row_key)
+        try:
+            raw = await self._client(table).get_entity(partition_key, row_key)
+        except (HttpResponseError, ServiceRequestError, ServiceResponseError) as error:
+            _raise_mapped(error, table, partition_key, row_key)
+        return _from_sdk(raw)
+
+    async def insert(self, table: str, partition_key: str, row_key: str, properties: Properties) -> str:
+        limits.entity_size(partition_key, row_key, properties)
+        try:
+            meta = await self._client(table).create_entity(_to_sdk(partition_key, row_key, properties))
+        except (HttpResponseError, ServiceRequestError, ServiceResponseError) as error:
+            _raise_mapped(error, table, partition_key, row_key)
+        return str(meta["etag"])
+
+    async def upsert(
+        self,
+        table: str,
+        partition_key: str,
+        row_key: str,
+        properties: Properties,
+        mode: UpdateMode = UpdateMode.MERGE,
+    ) -> str:
+        limits.entity_size(partition_key, row_key, properties)
+        try:
+            meta = await self._client(table).upsert_entity(
+                _to_sdk(partition_key, row_key, properties), mode=_SDK_MODE[mode]
+            )
+        except (HttpResponseError, ServiceRequestError, ServiceResponseError) as error:
+            _raise_mapped(error, table, partition_key, row_key)
+        return str(meta["etag"])
+
+    async def update(
+        self,
+        table: str,
+        partition_key: str,
+        row_key: str,
+        properties: Properties,
+        *,
+        etag: str | None,
+        mode: UpdateMode = UpdateMode.MERGE,
+    ) -> str:
+        limits.entity_size(partition_key, row_key, properties)
+        try:
+            meta = await self._client(table).update_entity(
+                _to_sdk(partition_key, row_key, properties), mode=_SDK_MODE[mode], **_condition(etag)
+            )
+        except (HttpResponseError, ServiceRequestError, ServiceResponseError) as error:
+            _raise_mapped(error, table, partition_key, row_key)
+        return str(meta["etag"])
+
+    async def delete(self, table: str, partition_key: str, row_key: str, *, etag: str | None = None) -> None:
+        limits.validate_key("PartitionKey", partition_key)
+        limits.validate_key("RowKey", row_key)
+        client = self._client(table)
+        try:
+            await client._client.table.delete_entity(
+                table=client.table_name,
+                partition_key=partition_key.replace("'", "''"),
+                row_key=row_key.replace("'", "''"),
+                # IfPresent sends "If-Match: *" and ignores the etag argument.
+                etag=etag or "",
+                match_condition=MatchConditions.IfNotModified if etag else MatchConditions.IfPresent,
+            )
+        except (HttpResponseError, ServiceRequestError, ServiceResponseError) as error:
+            _raise_mapped(error, table, partition_key, row_key)
+
+    async def transact(self, table: str, operations: Sequence[Op]) -> list[str | None]:
+        limits.validate_transaction(operations)
+        batch: list[tuple[str, dict[str, Any], dict[str, Any]]] = []
+        for op in operations:
+            entity = _to_sdk(
+                op.partition_key, op.row_key, op.properties if op.kind is not OpKind.DELETE else {}
+            )
+            if op.kind is OpKind.INSERT:
+                batch.append(("create", entity, {}))
+            elif op.kind is OpKind.UPSERT:
+                batch.append(("upsert", entity, {"mode": _SDK_MODE[op.mode]}))
+            elif op.kind is OpKind.UPDATE:
+                batch.append(("update", entity, {"mode": _SDK_MODE[op.mode], **_condition(op.etag)}))
+            else:
+                batch.append(("delete", entity, _condition(op.etag)))
+        try:
+            results = await self._client(table).submit_transaction(batch)
+        except TableTransactionError as error:
+            index = error.index
+            op = operations[index] if 0 <= index < len(operations) else operations[0]
+            try:
+                _raise_mapped(error, table, op.partition_key, op.row_key)
+            except (EntityNotFound, EntityAlreadyExists, EtagMismatch) as cause:
+                raise TransactionFailed(index, cause) from error
+        except (HttpResponseError, ServiceRequestError, ServiceResponseError) as error:
+            _raise_mapped(error, table, operations[0].partition_key)
+        return [
+            None if op.kind is OpKind.DELETE else str(meta["etag"])
+            for op, meta in zip(operations, results, strict=True)
+        ]
+
+    async def query(
+        self,
+        table: str,
+        *,
+        partition_key: str | None = None,
+        row_key_from: str | None = None,
+        row_key_to: str | None = None,
+        where: Sequence[Condition] = (),
+        select: Sequence[str] | None = None,
+        limit: int | None = None,
+    ) -> AsyncIterator[Entity]:
+        remaining = limit
+        continuation: str | None = None
+        while remaining is None or remaining > 0:
+            page = await self.query_page(
+                table,
+                partition_key=partition_key,
+                row_key_from=row_key_from,
+                row_key_to=row_key_to,
+                where=where,
+                select=select,
+                page_size=MAX_PAGE_SIZE if remaining is None else min(MAX_PAGE_SIZE, remaining),
+                continuation=continuation,
+            )
+            for entity in page.entities:
+                yield entity
+            if remaining is not None:
+                remaining -= len(page.entities)
+            continuation = page.continuation
+            if continuation is None:
+                return
+
+    async def query_page(
+        self,
+        table: str,
+        *,
+        partition_key: str | None = None,
+        row_key_from: str | None = None,
+        row_key_to: str | None = None,
+        where: Sequence[Condition] = (),
+        select: Sequence[str] | None = None,
+        page_size: int = MAX_PAGE_SIZE,
+        continuation: str | None = None,
+    ) -> Page:
+        limits.validate_page_size(page_size)
+        limits.validate_conditions(where)
+        query = _Filter()
+        if partition_key is not None:
+            query.add("PartitionKey", "eq", partition_key)
+        if row_key_from is not None:
+            query.add("RowKey", "ge", row_key_from)
+        if row_key_to is not None:
+            query.add("RowKey", "lt", row_key_to)
+        for condition in where:
+            query.add_condition(condition)
+        sdk_select: list[str] | None = None
+        if select is not None:
+            # Conditions are re-checked here, so the properties they name must come back too.
+            sdk_select = list(dict.fromkeys([*_KEYS, *select, *(c.name for c in where)]))
+        client = self._client(table)
+        # The SDK's continuation token is a dict at runtime, although by_page is annotated with str.
+        token: Any = _decode_token(continuation) if continuation is not None else None
+        # by_page's annotation omits continuation_token, which the runtime pager has.
+        pager: Any
+        try:
+            if query.clauses:
+                pager = client.query_entities(
+                    query.text, parameters=query.parameters, results_per_page=page_size, select=sdk_select
+                ).by_page(continuation_token=token)
+            else:
+                # Azurite rejects an empty $filter.
+                pager = client.list_entities(results_per_page=page_size, select=sdk_select).by_page(
+                    continuation_token=token
+                )
+            entities: list[Entity] = []
+            async for page in pager:
+                async for raw in page:
+                    entity = _from_sdk(raw, select)
+                    if where and not matches(
+                        entity.partition_key, entity.row_key, _from_sdk(raw).properties, where
+                    ):
+                        continue
+                    entities.append(entity)
+                break
+            next_token = pager.continuation_token
+        except (HttpResponseError, ServiceRequestError, ServiceResponseError) as error:
+            _raise_mapped(error, table, partition_key or "")
+        return Page(entities, _encode_token(next_token) if next_token else None)
+
+    async def close(self) -> None:
+        for client in self._clients.values():
+            await client.close()
+        self._clients.clear()
+        await self._service.close()
+
+
+def _condition(etag: str | None) -> dict[str, Any]:
+    if etag is None:
+        return {"match_condition": MatchConditions.Unconditionally}
+    return {"etag": etag, "match_condition": MatchConditions.IfNotModified}
