@@ -170,7 +170,7 @@ def test_import_error_names_the_exception_and_the_line(tmp_path: Path) -> None:
         load_app(tmp_path)
     message = str(raised.value)
     assert "function_app.py failed: KeyError: 'timeout'" in message
-    assert "function_app.py:6: TIMEOUT = SETTINGS[\"timeout\"]" in message
+    assert 'function_app.py:6: TIMEOUT = SETTINGS["timeout"]' in message
     assert "function_app" not in sys.modules or not str(sys.modules["function_app"].__file__).startswith(
         str(tmp_path)
     )

@@ -1,6 +1,7 @@
 """A DFApp using every trigger kind durablehost indexes, plus a merged blueprint."""
 
 import asyncio
+import threading
 
 import azure.durable_functions as df
 import azure.functions as func
@@ -63,7 +64,12 @@ def returns_object(payload: str) -> object:
 
 @app.activity_trigger(input_name="payload")
 def who_am_i(payload: str, context: func.Context) -> dict:
-    return {"function": context.function_name, "invocation": context.invocation_id, "payload": payload}
+    return {
+        "function": context.function_name,
+        "invocation": context.invocation_id,
+        "payload": payload,
+        "thread": threading.current_thread().name,
+    }
 
 
 @app.entity_trigger(context_name="context", entity_name="Counter")
