@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import sys
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -9,6 +10,22 @@ import pytest
 from durablehost.functions import FunctionIndex, load_app
 
 APPS = Path(__file__).parent / "apps"
+
+
+@pytest.fixture(autouse=True)
+def no_leaked_apps(
+    monkeypatch: pytest.MonkeyPatch, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[None]:
+    """Undo what load_app does to sys.path and sys.modules, so other test folders never import our apps."""
+    monkeypatch.setattr(sys, "path", list(sys.path))
+    saved = dict(sys.modules)
+    yield
+    roots = (APPS.resolve(), tmp_path_factory.getbasetemp().resolve())
+    for name, module in list(sys.modules.items()):
+        file = getattr(module, "__file__", None) or next(iter(getattr(module, "__path__", [])), None)
+        if name not in saved and file and any(Path(file).resolve().is_relative_to(r) for r in roots):
+            del sys.modules[name]
+    sys.modules.update(saved)  # modules the loader evicted
 
 
 @pytest.fixture
