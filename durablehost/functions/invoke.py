@@ -40,11 +40,20 @@ from durablehost.functions.index import (
     OrchestratorFunction,
 )
 
-# The SDK's one-shot "called without expected_type" / loose-codec notices (protocol Appendix A) are advice
-# to app authors about a codec mode the host does not choose; they would only be noise in the host's log.
-warnings.filterwarnings(
-    "ignore", message=r"azure\.functions (df_loads|Durable JSON codec)", category=DeprecationWarning
-)
+
+def silence_sdk_notices() -> None:
+    """Ignore the SDK's one-shot "called without expected_type" / loose-codec DeprecationWarnings.
+
+    They advise app authors about a codec mode the host does not choose (protocol Appendix A) and would
+    only be noise in the host's log. A process-wide filter, because catch_warnings is not thread-safe
+    and activities run on threads.
+    """
+    warnings.filterwarnings(
+        "ignore", message=r"azure\.functions (df_loads|Durable JSON codec)", category=DeprecationWarning
+    )
+
+
+silence_sdk_notices()
 
 # handle() signals orchestration failure by raising Exception(f"{exc}{marker}{state_json}") (§1.3).
 _OUT_OF_PROC_MARKER = "\n\n$OutOfProcData$:"

@@ -52,7 +52,7 @@ def load_app(app_dir: Path, script_file: str | None = None) -> FunctionIndex:
     script = app_dir / script_name
     if not script.is_file():
         raise AppLoadError(
-            f"the entry script {script} does not exist; name it with --script-file or "
+            f"the entry script {script} does not exist; choose the script with the app setting "
             f"{SCRIPT_FILE_SETTING} (default {DEFAULT_SCRIPT_FILE})"
         )
     module_name = script.stem

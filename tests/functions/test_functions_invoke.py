@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import json
+import warnings
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
@@ -294,3 +295,29 @@ async def test_sync_http_function_returning_str(basic: FunctionIndex) -> None:
     assert response.status_code == 200
     assert response.mimetype == "text/plain"
     assert response.get_body() == b"hello ann,bob"
+
+
+# --- warnings -----------------------------------------------------------------------------------------
+
+
+async def test_sdk_deprecation_notices_are_silenced(
+    basic: FunctionIndex, executor: ThreadPoolExecutor, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from azure.functions import _durable_functions
+
+    from durablehost.functions.invoke import silence_sdk_notices
+
+    # Make the SDK's one-shot notices fire again, with only the host's filter in place.
+    monkeypatch.setattr(_durable_functions, "_no_expected_type_notice_emitted", False)
+    monkeypatch.setattr(_durable_functions, "_loose_codec_notice_emitted", False)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.resetwarnings()
+        warnings.simplefilter("always")
+        silence_sdk_notices()
+        envelope = json.dumps({"__class__": "Point", "__module__": "geometry", "__data__": {"x": 1, "y": 2}})
+        outcome = await call_activity(basic.activity("move_point"), envelope, executor=executor)
+        warnings.warn("other deprecations still show", DeprecationWarning, stacklevel=1)
+    assert isinstance(outcome, ActivitySuccess)
+    assert [str(w.message) for w in caught] == ["other deprecations still show"]
+    assert _durable_functions._no_expected_type_notice_emitted  # the notice really was attempted
+    assert _durable_functions._loose_codec_notice_emitted
