@@ -12,7 +12,7 @@ import json
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from durablehost.errors import AppLoadError, UnknownFunction
 
@@ -193,8 +193,11 @@ def _aliases(trigger_level: str | None, info: FunctionInfo) -> tuple[str, frozen
     return name, frozenset({name, info.name, info.python_name})
 
 
+_Indexed = TypeVar("_Indexed", OrchestratorFunction, ActivityFunction, EntityFunction)
+
+
 def _register(
-    table: dict[str, Any], entry: Any, aliases: frozenset[str], kind: str, script_file: Path
+    table: dict[str, _Indexed], entry: _Indexed, aliases: frozenset[str], kind: str, script_file: Path
 ) -> None:
     for alias in sorted(aliases):
         other = table.get(alias)
@@ -223,10 +226,10 @@ def _entity(info: FunctionInfo, trigger_level: str | None) -> EntityFunction:
 def _activity(info: FunctionInfo, trigger_level: str | None, script_file: Path) -> ActivityFunction:
     name, aliases = _aliases(trigger_level, info)
     function = info.handler
-    supplied = {info.trigger_param}
     wants_context = _wants_context(info)
-    unsupported = tuple(b for b in info.bindings if b.name not in supplied)
-    _check_parameters(info, supplied | {b.name for b in unsupported}, wants_context, script_file)
+    # Activities get their input and nothing else; other bindings are refused when it is called.
+    unsupported = tuple(b for b in info.bindings if b.name != info.trigger_param)
+    _check_parameters(info, {b.name for b in info.bindings}, wants_context, script_file)
     return ActivityFunction(
         name=name,
         aliases=aliases,

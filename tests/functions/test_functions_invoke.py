@@ -1,8 +1,11 @@
 from __future__ import annotations
 
 import json
+import re
+import textwrap
 import warnings
 from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -17,6 +20,7 @@ from durablehost.functions import (
     call_entity,
     call_http_function,
     call_orchestrator,
+    load_app,
 )
 
 T0 = "2024-01-01T00:00:00.000000Z"
@@ -115,8 +119,6 @@ def test_malformed_payload_is_a_host_error(basic: FunctionIndex) -> None:
 
 
 def test_orchestrator_via_python_name_alias(apps: Any, monkeypatch: pytest.MonkeyPatch) -> None:
-    from durablehost.functions import load_app
-
     monkeypatch.setenv("PYTHON_SCRIPT_FILE_NAME", "main.py")
     index = load_app(apps / "pkg_entry")
     result = call_orchestrator(index.orchestrator("shouting"), orchestrator_payload("shouting", '"hey"'))
@@ -321,3 +323,41 @@ async def test_sdk_deprecation_notices_are_silenced(
     assert [str(w.message) for w in caught] == ["other deprecations still show"]
     assert _durable_functions._no_expected_type_notice_emitted  # the notice really was attempted
     assert _durable_functions._loose_codec_notice_emitted
+
+
+# --- bindings durablehost cannot supply ---------------------------------------------------------------
+
+
+async def test_bindings_the_host_cannot_supply(tmp_path: Path, executor: ThreadPoolExecutor) -> None:
+    (tmp_path / "function_app.py").write_text(
+        textwrap.dedent(
+            """
+            import azure.durable_functions as df
+
+            app = df.DFApp()
+
+
+            @app.activity_trigger(input_name="x")
+            @app.blob_input(arg_name="blob", path="c/b", connection="AzureWebJobsStorage")
+            def reads_blob(x, blob):
+                return x
+
+
+            @app.route(route="q")
+            @app.queue_output(arg_name="msg", queue_name="q", connection="AzureWebJobsStorage")
+            def enqueue(req, msg):
+                return "ok"
+            """
+        )
+    )
+    index = load_app(tmp_path)
+    outcome = await call_activity(index.activity("reads_blob"), '"x"', executor=executor)
+    assert outcome == ActivityFailure(
+        reason="Activity function 'reads_blob' failed: durablehost cannot supply the binding(s) 'blob' "
+        "(blob, IN)",
+        details="",
+    )
+    [enqueue] = index.http
+    assert [b.name for b in enqueue.other_bindings] == ["msg"]
+    with pytest.raises(InvocationError, match=re.escape("cannot supply the binding(s) 'msg' (queue, OUT)")):
+        await call_http_function(enqueue, build_http_request("GET", "http://h/api/q"), None)
