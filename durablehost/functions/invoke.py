@@ -160,7 +160,8 @@ async def call_activity(
 
 def _decode_activity_input(input_json: str | None) -> Any:
     if input_json is None:
-        # call_activity(name) without input schedules `null`; the converter would refuse None as text.
+        # No input text at all (the SDK itself schedules the text "null"): the converter refuses None,
+        # and None is what the function should see.
         return None
     # df_loads, with the raw string passed through when it is not JSON, exactly as the worker decodes.
     return ActivityTriggerConverter.decode(meta.Datum(type="json", value=input_json), trigger_metadata=None)
