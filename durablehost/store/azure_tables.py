@@ -2,13 +2,12 @@
 
 Mapping decisions:
 
-* Every int is sent as ``Edm.Int64`` and every int filter literal carries the ``L`` suffix: Azure
-  compares only values of the same EDM type (Azurite even answers 500 to an Int32 property compared
-  with an Int64 literal), so one integer type keeps ``n ge 3`` meaning what it says.
-* Filters are ``PartitionKey eq @pk and RowKey ge @from and RowKey lt @to and <conditions>``, built with
-  the SDK's parameter substitution for every user string; ints are rendered by ``int.__str__``.
-* Azurite compares datetimes only to the millisecond, so datetime conditions are sent widened to whole
-  milliseconds and every condition is re-checked exactly in Python (durablehost.store.filtering).
+* Every int is sent as ``Edm.Int64``, so an int property has one EDM type whatever its magnitude.
+* Filters are ``PartitionKey eq @pk and RowKey ge @from and RowKey lt @to and <string conditions>``,
+  built with the SDK's parameter substitution for every user value.
+* Only key and string conditions are sent to the server; others are evaluated in Python
+  (durablehost.store.filtering), which also re-checks every row. Azurite answers 500 when an Int64 or
+  Double literal meets a row with another type there, and compares datetimes only to the millisecond.
 * The SDK's ``delete_entity`` swallows 404, but the port reports EntityNotFound, so deletes go through
   the SDK's generated operation (``TableClient._client``; azure-data-tables is pinned in pyproject).
 """
@@ -18,7 +17,7 @@ from __future__ import annotations
 import base64
 import json
 from collections.abc import AsyncIterator, Mapping, Sequence
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from typing import Any, NoReturn
 
 from azure.core import MatchConditions
@@ -65,7 +64,6 @@ from durablehost.store.base import (
 from durablehost.store.filtering import matches
 
 _SDK_MODE = {UpdateMode.MERGE: SdkUpdateMode.MERGE, UpdateMode.REPLACE: SdkUpdateMode.REPLACE}
-_MILLISECOND = timedelta(milliseconds=1)
 _KEYS = ("PartitionKey", "RowKey")
 
 
@@ -132,15 +130,6 @@ def _from_sdk(raw: Mapping[str, Any], select: Sequence[str] | None = None) -> En
     )
 
 
-def _floor_ms(value: datetime) -> datetime:
-    return value - timedelta(microseconds=value.microsecond % 1000)
-
-
-def _ceil_ms(value: datetime) -> datetime:
-    floor = _floor_ms(value)
-    return floor if floor == value else floor + _MILLISECOND
-
-
 class _Filter:
     """Builds an OData filter with SDK parameters (``@pN``) for every user value."""
 
@@ -148,27 +137,18 @@ class _Filter:
         self.clauses: list[str] = []
         self.parameters: dict[str, Any] = {}
 
-    def add(self, name: str, op: str, value: PropertyValue) -> None:
-        if isinstance(value, int) and not isinstance(value, bool):
-            # The SDK would send small ints as Int32; ours are all Int64. int.__str__ is injection-free.
-            self.clauses.append(f"{name} {op} {int(value)}L")
-            return
+    def add(self, name: str, op: str, value: str) -> None:
         param = f"p{len(self.parameters)}"
         self.parameters[param] = value
         self.clauses.append(f"{name} {op} @{param}")
 
     def add_condition(self, condition: Condition) -> None:
         value = condition.value
-        if not isinstance(value, datetime):
+        # Only key and string conditions go to the server. Azurite answers 500 when an Int64 or Double
+        # literal meets a row whose property has another type, and compares datetimes only to the
+        # millisecond; every condition is re-checked exactly in Python anyway.
+        if isinstance(value, str):
             self.add(condition.name, condition.op, value)
-        elif condition.op in ("gt", "ge"):
-            self.add(condition.name, "ge", _floor_ms(value))
-        elif condition.op in ("lt", "le"):
-            self.add(condition.name, "le", _ceil_ms(value))
-        elif condition.op == "eq":
-            self.add(condition.name, "ge", _floor_ms(value))
-            self.add(condition.name, "le", _ceil_ms(value))
-        # "ne" on a datetime is checked only client-side: a millisecond-wide server test could drop rows.
 
     @property
     def text(self) -> str:
@@ -219,9 +199,11 @@ class AzureTableStore:
     """TableStore on Azure Table storage or Azurite, from a connection string.
 
     ``UseDevelopmentStorage=true`` is expanded to the local emulator's standard endpoints.
+    ``retry_total`` bounds the SDK's retries (its default of 10 with exponential backoff would make an
+    unreachable endpoint hang for minutes before StoreUnavailable).
     """
 
-    def __init__(self, conn: str) -> None:
+    def __init__(self, conn: str, *, retry_total: int = 3) -> None:
         self._conn = expand_connection_string(conn)
         fields = _parse(self._conn)
         account = fields.get("accountname", "?")
@@ -229,7 +211,9 @@ class AzureTableStore:
             f"{account}.table.{fields.get('endpointsuffix', 'core.windows.net')}"
         )
         self._description = f"azure:{account}@{endpoint}"
-        self._service = TableServiceClient.from_connection_string(self._conn)
+        self._service = TableServiceClient.from_connection_string(
+            self._conn, retry_total=retry_total, retry_backoff_factor=0.2
+        )
         self._clients: dict[str, TableClient] = {}
 
     @property

@@ -30,6 +30,7 @@ from durablehost.errors import (
     EntityNotFound,
     EtagMismatch,
     StoreError,
+    StoreUnavailable,
     TransactionFailed,
 )
 from durablehost.store import limits
@@ -124,15 +125,19 @@ class SqliteTableStore:
         self._path = str(path)
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="sqlite-store")
         self._closed = False
-        # check_same_thread=False: the connection is created here but only ever used on the worker thread.
-        self._conn = sqlite3.connect(
-            self._path, timeout=busy_timeout, isolation_level=None, check_same_thread=False
-        )
-        if self._path != ":memory:":
-            self._conn.execute("PRAGMA journal_mode=WAL")
-        # NORMAL in WAL mode: durable against process crashes; an OS crash may lose the last commits.
-        self._conn.execute("PRAGMA synchronous=NORMAL")
-        self._conn.executescript(_SCHEMA)
+        try:
+            # check_same_thread=False: created here, but only ever used on the worker thread.
+            self._conn = sqlite3.connect(
+                self._path, timeout=busy_timeout, isolation_level=None, check_same_thread=False
+            )
+            if self._path != ":memory:":
+                self._conn.execute("PRAGMA journal_mode=WAL")
+            # NORMAL in WAL mode: durable against process crashes; an OS crash may lose the last commits.
+            self._conn.execute("PRAGMA synchronous=NORMAL")
+            self._conn.executescript(_SCHEMA)
+        except sqlite3.OperationalError as error:
+            self._executor.shutdown(wait=False)
+            raise StoreUnavailable(f"cannot open SQLite database {self._path!r}: {error}") from error
 
     @property
     def description(self) -> str:
@@ -141,7 +146,11 @@ class SqliteTableStore:
     async def _run(self, fn: Callable[..., _T], *args: Any) -> _T:
         if self._closed:
             raise StoreError(f"the store {self.description} is closed")
-        return await asyncio.get_running_loop().run_in_executor(self._executor, fn, *args)
+        try:
+            return await asyncio.get_running_loop().run_in_executor(self._executor, fn, *args)
+        except sqlite3.OperationalError as error:
+            # "database is locked" after busy_timeout, disk full, file removed …
+            raise StoreUnavailable(f"{self.description}: {error}") from error
 
     # -- tables ---------------------------------------------------------------------------------------
 
