@@ -1,0 +1,602 @@
+"""The dispatcher: runs episodes, activities and timers for every instance of one task hub.
+
+One process at a time owns a task hub (a lease row in the control table, renewed while it runs); other
+processes on the same store serve clients and wake the owner through the control table, and take over
+when its lease expires. Ownership only decides who does the work: every commit is still guarded by the
+instance row's ETag, so a process that lost its lease without knowing cannot commit over a newer episode.
+
+Within the owner, each instance runs at most one episode at a time; all pending completions and
+deliverable events of an instance go into one episode (a fan-in of 1,000 results is a handful of
+episodes, not 1,000 replays). Instance state stays cached between episodes and is trusted only while
+the instance row's ETag matches; any mismatch drops it and reloads.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+import uuid
+from collections import OrderedDict
+from collections.abc import Awaitable, Callable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, replace
+from datetime import datetime, timedelta
+
+from durablehost.engine.clock import Clock
+from durablehost.engine.episode import (
+    InstanceState,
+    NonDeterminismError,
+    UnsupportedAction,
+    run_episode,
+)
+from durablehost.engine.history import execution_completed, orchestrator_completed, orchestrator_started
+from durablehost.engine.http_activity import perform_http_call
+from durablehost.engine.partition import InstanceRepository
+from durablehost.engine.records import (
+    EventMessage,
+    InstanceRecord,
+    RuntimeStatus,
+    TaskKind,
+    TaskRecord,
+    TaskState,
+)
+from durablehost.engine.timers import TimerKey, TimerQueue
+from durablehost.errors import EntityAlreadyExists, EtagMismatch, PayloadTooLarge, UnknownFunction
+from durablehost.functions import ActivitySuccess, FunctionIndex, call_activity
+
+log = logging.getLogger("durablehost.dispatcher")
+
+
+@dataclass(frozen=True)
+class DispatcherOptions:
+    max_concurrent_activities: int = 16
+    max_concurrent_orchestrations: int = 16
+    lease_duration: timedelta = timedelta(seconds=15)
+    wake_poll_interval: float = 0.2  # seconds between checks for work woken by other processes
+    sweep_interval: float = 30.0  # seconds between full scans of active instances (lost wake-ups)
+    cache_size: int = 2048
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """A task's outcome, as recorded in its row."""
+
+    state: TaskState
+    result: str | None = None
+    reason: str | None = None
+    details: str | None = None
+
+
+class Dispatcher:
+    def __init__(
+        self,
+        repo: InstanceRepository,
+        functions: FunctionIndex,
+        clock: Clock,
+        options: DispatcherOptions | None = None,
+    ) -> None:
+        self.repo = repo
+        self.functions = functions
+        self.clock = clock
+        self.options = options or DispatcherOptions()
+        self.owner = f"{uuid.uuid4().hex[:12]}"
+        self.timers = TimerQueue()
+        self._states: OrderedDict[str, InstanceState] = OrderedDict()
+        self._queue: asyncio.Queue[str] = asyncio.Queue()
+        self._queued: set[str] = set()
+        self._running: set[str] = set()
+        self._again: set[str] = set()
+        self._activity_slots = asyncio.Semaphore(self.options.max_concurrent_activities)
+        self._executor = ThreadPoolExecutor(
+            max_workers=self.options.max_concurrent_activities, thread_name_prefix="activity"
+        )
+        self._inflight: dict[tuple[str, str, int], asyncio.Task[None]] = {}
+        self._background: set[asyncio.Task[None]] = set()
+        self._loops: list[asyncio.Task[None]] = []
+        self._timer_changed = asyncio.Event()
+        self._owns_hub = asyncio.Event()
+        self._stopping = False
+        self.episodes = 0
+        self.errors: list[BaseException] = []  # unexpected failures, kept for tests and diagnostics
+
+    # ------------------------------------------------------------------ lifecycle
+
+    async def start(self, *, wait_for_lease: bool = True) -> None:
+        self._loops.append(asyncio.create_task(self._lease_loop(), name="lease"))
+        if wait_for_lease:
+            await self._owns_hub.wait()
+
+    async def stop(self, *, drain: bool = True) -> None:
+        """Stop; with ``drain``, let running episodes and activities finish and commit first."""
+        self._stopping = True
+        if drain:
+            await self.wait_idle(include_timers=False)
+        for task in [*self._loops, *self._inflight.values(), *self._background]:
+            task.cancel()
+        for task in [*self._loops, *self._inflight.values(), *self._background]:
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await task
+        self._executor.shutdown(wait=False, cancel_futures=True)
+        if self._owns_hub.is_set():
+            await self.repo.release_lease(self.owner)
+
+    @property
+    def owns_hub(self) -> bool:
+        return self._owns_hub.is_set()
+
+    async def _lease_loop(self) -> None:
+        renew_every = self.options.lease_duration.total_seconds() / 3
+        while True:
+            now = self.clock_now_real()
+            acquired = await self.repo.try_acquire_lease(self.owner, now, now + self.options.lease_duration)
+            if acquired and not self._owns_hub.is_set():
+                log.info("owner %s acquired the task hub %s", self.owner, self.repo.hub)
+                await self._recover()
+                self._owns_hub.set()
+                self._loops += [
+                    asyncio.create_task(self._episode_worker(), name=f"episodes-{i}")
+                    for i in range(self.options.max_concurrent_orchestrations)
+                ]
+                self._loops.append(asyncio.create_task(self._timer_loop(), name="timers"))
+                self._loops.append(asyncio.create_task(self._wake_loop(), name="wakes"))
+            elif not acquired and self._owns_hub.is_set():
+                # Another process took over (we were paused past the lease). Stop working; commits we
+                # still attempt fail on ETags, so nothing is corrupted.
+                log.error("owner %s lost the task hub lease; stopping work", self.owner)
+                self._owns_hub.clear()
+                self._states.clear()
+            await asyncio.sleep(renew_every if acquired else min(renew_every, 1.0))
+
+    @staticmethod
+    def clock_now_real() -> datetime:
+        # Leases expire in real time even under a virtual clock: they protect against real crashes.
+        from durablehost.engine.clock import WallClock
+
+        return WallClock().now()
+
+    async def _recover(self) -> None:
+        """Resume every unfinished instance: re-run scheduled activities, re-arm timers, run episodes."""
+        for instance_id in await self.repo.list_active():
+            state = await self._load(instance_id)
+            if state is None:
+                await self.repo.unmark_active(instance_id)
+                continue
+            if state.record.status.is_finished:
+                await self._after_finish(state)
+                continue
+            self._resume_tasks(state)
+            self.schedule(instance_id)
+
+    def _resume_tasks(self, state: InstanceState) -> None:
+        for task in state.tasks.values():
+            if task.state is TaskState.SCHEDULED:
+                self._start_task(state.record.instance_id, task)
+
+    # ------------------------------------------------------------------ scheduling
+
+    def schedule(self, instance_id: str) -> None:
+        """Ask for an episode of this instance (no-op if one is queued; re-run if one is running)."""
+        if instance_id in self._running:
+            self._again.add(instance_id)
+        elif instance_id not in self._queued:
+            self._queued.add(instance_id)
+            self._queue.put_nowait(instance_id)
+
+    def is_idle(self, *, include_timers: bool = True) -> bool:
+        busy = self._queued or self._running or self._inflight or self._background
+        if busy:
+            return False
+        if include_timers:
+            due = self.timers.next_due()
+            return due is None or due > self.clock.now()
+        return True
+
+    async def wait_idle(self, *, include_timers: bool = True, timeout: float | None = None) -> None:
+        """Wait until nothing is queued, running or due (what a test harness calls run-until-idle)."""
+        async with asyncio.timeout(timeout):
+            quiet = 0
+            while quiet < 3:
+                await asyncio.sleep(0 if quiet else 0.001)
+                quiet = quiet + 1 if self.is_idle(include_timers=include_timers) else 0
+                if self.errors:
+                    raise self.errors[0]
+
+    async def _episode_worker(self) -> None:
+        while True:
+            instance_id = await self._queue.get()
+            self._queued.discard(instance_id)
+            self._running.add(instance_id)
+            try:
+                await self._process(instance_id)
+            except Exception as exc:
+                log.exception("episode of %s failed unexpectedly", instance_id)
+                self.errors.append(exc)
+                self._states.pop(instance_id, None)
+            finally:
+                self._running.discard(instance_id)
+            if instance_id in self._again:
+                self._again.discard(instance_id)
+                self.schedule(instance_id)
+
+    # ------------------------------------------------------------------ state cache
+
+    async def _load(self, instance_id: str) -> InstanceState | None:
+        loaded = await self.repo.load(instance_id)
+        if loaded is None:
+            self._states.pop(instance_id, None)
+            return None
+        if loaded.leftovers:
+            await self.repo.delete_rows(instance_id, loaded.leftovers)
+        state = InstanceState(loaded.record, loaded.history, loaded.tasks, loaded.events)
+        self._cache(state)
+        return state
+
+    def _cache(self, state: InstanceState) -> None:
+        self._states[state.record.instance_id] = state
+        self._states.move_to_end(state.record.instance_id)
+        while len(self._states) > self.options.cache_size:
+            victim, _ = next(iter(self._states.items()))
+            if victim in self._running:
+                break
+            self._states.pop(victim)
+
+    async def state_of(self, instance_id: str) -> InstanceState | None:
+        state = self._states.get(instance_id)
+        if state is not None:
+            self._states.move_to_end(instance_id)
+            return state
+        return await self._load(instance_id)
+
+    def forget(self, instance_id: str) -> None:
+        """Drop cached state (someone else changed the instance row)."""
+        self._states.pop(instance_id, None)
+
+    # ------------------------------------------------------------------ episodes
+
+    async def _process(self, instance_id: str) -> None:
+        state = await self.state_of(instance_id)
+        if state is None or not state.has_work():
+            return
+        try:
+            result = run_episode(state, self.functions, self.clock.now())
+        except (NonDeterminismError, UnsupportedAction, UnknownFunction, PayloadTooLarge) as problem:
+            await self._fail_instance(state, str(problem))
+            return
+        try:
+            await self.repo.commit(
+                result.record,
+                history_start=state.record.history_count,
+                new_history=result.new_history,
+                upsert_tasks=result.tasks_to_write,
+                delete_rows=[e.row_key for e in result.delivered],
+            )
+        except EtagMismatch:
+            # Someone else changed the instance (terminate, suspend, another host). Reload and retry.
+            self.forget(instance_id)
+            self.schedule(instance_id)
+            return
+        except PayloadTooLarge as problem:
+            self.forget(instance_id)
+            fresh = await self.state_of(instance_id)
+            if fresh is not None:
+                await self._fail_instance(fresh, str(problem))
+            return
+        self.episodes += 1
+        state.record = result.record
+        state.history.extend(result.new_history)
+        for task in result.consumed:
+            task.consumed = True
+        for task in result.tasks_to_write:
+            state.tasks[task.task_id] = task
+        delivered = {e.row_key for e in result.delivered}
+        state.events = [e for e in state.events if e.row_key not in delivered]
+        for task in result.canceled:
+            self.timers.cancel(TimerKey(instance_id, task.execution_id, task.task_id))
+        if result.finished:
+            await self._after_finish(state)
+            return
+        if result.continued:
+            await self._continue_as_new(state, result.continue_as_new_input)
+            return
+        for task in result.new_work:
+            self._start_task(instance_id, task)
+        if state.has_work():
+            self.schedule(instance_id)
+
+    async def _fail_instance(self, state: InstanceState, message: str) -> None:
+        """Fail an instance for a host-side reason (non-determinism, unsupported action, oversize)."""
+        record = replace(state.record)
+        now = self.clock.now()
+        output = json.dumps(f"Orchestrator function '{record.name}' failed: {message}")
+        events = [
+            orchestrator_started(now),
+            execution_completed(now, record.next_task_id, RuntimeStatus.FAILED.value, output),
+            orchestrator_completed(now),
+        ]
+        record.status = RuntimeStatus.FAILED
+        record.output = output
+        record.completed_time = now
+        record.last_updated_time = now
+        record.history_count += len(events)
+        try:
+            await self.repo.commit(
+                record, history_start=state.record.history_count, new_history=events, upsert_tasks=[], delete_rows=[]
+            )
+        except EtagMismatch:
+            self.forget(record.instance_id)
+            self.schedule(record.instance_id)
+            return
+        log.error("instance %s failed: %s", record.instance_id, message)
+        state.record = record
+        state.history.extend(events)
+        await self._after_finish(state)
+
+    async def _after_finish(self, state: InstanceState) -> None:
+        record = state.record
+        self.timers.cancel_instance(record.instance_id)
+        if record.parent_instance_id and record.parent_execution_id and record.parent_task_id is not None:
+            if record.status is RuntimeStatus.COMPLETED:
+                outcome = Outcome(TaskState.COMPLETED, result=record.output)
+            else:
+                message = json.loads(record.output) if record.output else f"instance {record.status.value}"
+                outcome = Outcome(
+                    TaskState.FAILED,
+                    reason=f"Sub-orchestration '{record.name}' ({record.instance_id}) failed: {message}",
+                    details=None,
+                )
+            await self.complete_task(
+                record.parent_instance_id, record.parent_execution_id, record.parent_task_id, outcome
+            )
+        await self.repo.unmark_active(record.instance_id)
+
+    async def _continue_as_new(self, state: InstanceState, input_text: str | None) -> None:
+        """Start the next execution: fresh history, same id, pending events carried over (documented)."""
+        old = state.record
+        record = replace(
+            old,
+            execution_id=uuid.uuid4().hex,
+            input=input_text,
+            output=None,
+            history_count=0,
+            next_task_id=0,
+            action_count=0,
+            waits={},
+            generation=old.generation + 1,
+            status=RuntimeStatus.RUNNING,
+            last_updated_time=self.clock.now(),
+        )
+        try:
+            await self.repo.update_record(record)
+        except EtagMismatch:
+            self.forget(old.instance_id)
+            self.schedule(old.instance_id)
+            return
+        self.timers.cancel_instance(old.instance_id)
+        state.record = record
+        state.history = []
+        state.tasks = {}
+        self._spawn(self.repo.delete_stale_rows(old.instance_id, record.execution_id))
+        self.schedule(old.instance_id)
+
+    # ------------------------------------------------------------------ tasks
+
+    def _start_task(self, instance_id: str, task: TaskRecord) -> None:
+        if task.state is not TaskState.SCHEDULED:
+            return
+        if task.kind is TaskKind.TIMER:
+            if task.fire_at is not None:
+                self.timers.add(TimerKey(instance_id, task.execution_id, task.task_id), task.fire_at)
+                self._timer_changed.set()
+            return
+        key = (instance_id, task.execution_id, task.task_id)
+        if key in self._inflight:
+            return
+        runner: Callable[[str, TaskRecord], Awaitable[None]]
+        if task.kind is TaskKind.SUB_ORCHESTRATION:
+            runner = self._start_child
+        elif task.kind is TaskKind.HTTP:
+            runner = self._run_http
+        else:
+            runner = self._run_activity
+        work = asyncio.create_task(self._guard(runner(instance_id, task)), name=f"task-{instance_id}-{task.task_id}")
+        self._inflight[key] = work
+        work.add_done_callback(lambda _: self._inflight.pop(key, None))
+
+    async def _guard(self, work: Awaitable[None]) -> None:
+        try:
+            await work
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:
+            log.exception("background work failed")
+            self.errors.append(exc)
+
+    def _spawn(self, work: Awaitable[None]) -> None:
+        task = asyncio.ensure_future(self._guard(work))
+        self._background.add(task)
+        task.add_done_callback(self._background.discard)
+
+    async def _run_activity(self, instance_id: str, task: TaskRecord) -> None:
+        async with self._activity_slots:
+            try:
+                activity = self.functions.activity(task.name)
+            except UnknownFunction as unknown:
+                outcome = Outcome(TaskState.FAILED, reason=str(unknown), details=None)
+            else:
+                done = await call_activity(activity, task.input, executor=self._executor)
+                if isinstance(done, ActivitySuccess):
+                    outcome = Outcome(TaskState.COMPLETED, result=done.result_json)
+                else:
+                    outcome = Outcome(TaskState.FAILED, reason=done.reason, details=done.details)
+        await self.complete_task(instance_id, task.execution_id, task.task_id, outcome)
+
+    async def _run_http(self, instance_id: str, task: TaskRecord) -> None:
+        async with self._activity_slots:
+            outcome = await perform_http_call(task.input)
+        await self.complete_task(
+            instance_id,
+            task.execution_id,
+            task.task_id,
+            Outcome(outcome.state, result=outcome.result, reason=outcome.reason, details=outcome.details),
+        )
+
+    async def _start_child(self, instance_id: str, task: TaskRecord) -> None:
+        child_id = task.child_instance_id or ""
+        parent = self._states.get(instance_id)
+        problem = _refused_child_id(child_id, instance_id, parent.record.parent_instance_id if parent else None)
+        if problem:
+            await self.complete_task(
+                instance_id, task.execution_id, task.task_id, Outcome(TaskState.FAILED, reason=problem)
+            )
+            return
+        try:
+            self.functions.orchestrator(task.name)
+        except UnknownFunction as unknown:
+            await self.complete_task(
+                instance_id, task.execution_id, task.task_id, Outcome(TaskState.FAILED, reason=str(unknown))
+            )
+            return
+        now = self.clock.now()
+        record = InstanceRecord(
+            instance_id=child_id,
+            name=task.name,
+            status=RuntimeStatus.PENDING,
+            execution_id=uuid.uuid4().hex,
+            created_time=now,
+            last_updated_time=now,
+            input=task.input,
+            parent_instance_id=instance_id,
+            parent_execution_id=task.execution_id,
+            parent_task_id=task.task_id,
+        )
+        await self.repo.mark_active(child_id)
+        try:
+            await self.repo.insert_instance(record)
+        except EntityAlreadyExists:
+            existing = await self.repo.get_record(child_id)
+            ours = (
+                existing is not None
+                and existing.parent_execution_id == task.execution_id
+                and existing.parent_task_id == task.task_id
+            )
+            if ours:
+                self.schedule(child_id)  # created before a crash: just make sure it runs
+                return
+            if existing is not None and existing.status.is_finished and existing.etag:
+                await self.repo.replace_instance(record, existing.etag)
+                await self.repo.clear_idempotency_keys(child_id)
+            else:
+                await self.complete_task(
+                    instance_id,
+                    task.execution_id,
+                    task.task_id,
+                    Outcome(
+                        TaskState.FAILED,
+                        reason=f"cannot start sub-orchestration '{task.name}': an instance with id "
+                        f"{child_id!r} already exists and is running",
+                    ),
+                )
+                return
+        self.forget(child_id)
+        self.schedule(child_id)
+
+    async def complete_task(self, instance_id: str, execution_id: str, task_id: int, outcome: Outcome) -> bool:
+        """Record a task outcome once; a second outcome for the same task is dropped by the store."""
+        state = self._states.get(instance_id)
+        current = state.tasks.get(task_id) if state and state.record.execution_id == execution_id else None
+        if current is None:
+            current = await self.repo.read_task(instance_id, execution_id, task_id)
+        if current is None or current.state is not TaskState.SCHEDULED:
+            return False
+        done = replace(
+            current,
+            state=outcome.state,
+            result=outcome.result,
+            reason=outcome.reason,
+            details=outcome.details,
+            completed_time=self.clock.now(),
+        )
+        try:
+            recorded = await self.repo.record_outcome(instance_id, done)
+        except PayloadTooLarge as problem:
+            done = replace(done, state=TaskState.FAILED, result=None, reason=str(problem), details=None)
+            recorded = await self.repo.record_outcome(instance_id, done)
+        if not recorded:
+            # Another completion won (a retried attempt, a duplicate): ours is dropped, and what we had
+            # cached about the task is stale.
+            self.forget(instance_id)
+            self.schedule(instance_id)
+            return False
+        state = self._states.get(instance_id)
+        if state is not None and state.record.execution_id == execution_id:
+            state.tasks[task_id] = done
+        self.schedule(instance_id)
+        return True
+
+    # ------------------------------------------------------------------ timers and wake-ups
+
+    async def _timer_loop(self) -> None:
+        while True:
+            self._timer_changed.clear()
+            due = self.timers.next_due()
+            if due is None:
+                await self._timer_changed.wait()
+                continue
+            if due > self.clock.now():
+                sleeper = asyncio.create_task(self.clock.sleep_until(due))
+                changed = asyncio.create_task(self._timer_changed.wait())
+                await asyncio.wait({sleeper, changed}, return_when=asyncio.FIRST_COMPLETED)
+                sleeper.cancel()
+                changed.cancel()
+                continue
+            await self.fire_due_timers()
+
+    async def fire_due_timers(self) -> int:
+        due = self.timers.pop_due(self.clock.now())
+        for key, _fire_at in due:
+            self._spawn(self.complete_task(key.instance_id, key.execution_id, key.task_id, Outcome(TaskState.COMPLETED)))
+        return len(due)
+
+    async def _wake_loop(self) -> None:
+        sweep_at = asyncio.get_running_loop().time() + self.options.sweep_interval
+        while True:
+            await asyncio.sleep(self.options.wake_poll_interval)
+            for instance_id in await self.repo.take_wakes():
+                await self.refresh(instance_id)
+            if asyncio.get_running_loop().time() >= sweep_at:
+                sweep_at = asyncio.get_running_loop().time() + self.options.sweep_interval
+                for instance_id in await self.repo.list_active():
+                    if instance_id not in self._states:
+                        await self.refresh(instance_id)
+
+    async def refresh(self, instance_id: str) -> None:
+        """Pick up changes made outside this dispatcher (a new instance, a raised event)."""
+        state = self._states.get(instance_id)
+        if state is None:
+            state = await self._load(instance_id)
+            if state is None:
+                return
+            self._resume_tasks(state)
+        else:
+            state.events = await self.repo.list_pending_events(instance_id)
+        self.schedule(instance_id)
+
+    def add_event(self, instance_id: str, event: EventMessage) -> None:
+        """An event this process wrote: add it to the cached state and run an episode if it can."""
+        state = self._states.get(instance_id)
+        if state is not None and all(e.row_key != event.row_key for e in state.events):
+            state.events.append(event)
+        self.schedule(instance_id)
+
+
+def _refused_child_id(child_id: str, parent_id: str, grandparent_id: str | None) -> str | None:
+    """The extension refuses these sub-orchestration ids (protocol §2.7)."""
+    if not child_id:
+        return "a sub-orchestration instance id cannot be empty"
+    if child_id.startswith("@"):
+        return f"sub-orchestration instance id {child_id!r} cannot start with '@' (reserved for entities)"
+    if child_id in (parent_id, grandparent_id):
+        return f"sub-orchestration instance id {child_id!r} cannot be the id of its parent or grandparent"
+    return None

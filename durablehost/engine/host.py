@@ -1,0 +1,386 @@
+"""DurableHost: one task hub on one store, with the management operations of the Durable Functions API.
+
+Inputs and outputs cross this interface as JSON text, exactly as they are stored and as the SDK reads
+them; the HTTP layer and the in-process test client do the encoding their callers expect.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import time
+import uuid
+from dataclasses import replace
+from datetime import datetime
+from typing import Any
+
+from durablehost.engine.clock import Clock
+from durablehost.engine.dispatcher import Dispatcher, DispatcherOptions
+from durablehost.engine.episode import InstanceState
+from durablehost.engine.history import (
+    EventType,
+    HistoryEvent,
+    execution_completed,
+    execution_resumed,
+    execution_suspended,
+    execution_terminated,
+    format_timestamp,
+    orchestrator_completed,
+    orchestrator_started,
+)
+from durablehost.engine.partition import InstanceRepository
+from durablehost.engine.records import EventMessage, InstanceRecord, RuntimeStatus
+from durablehost.errors import (
+    EntityAlreadyExists,
+    EtagMismatch,
+    InstanceAlreadyRunning,
+    InstanceFinished,
+    InstanceNotFound,
+)
+from durablehost.functions import FunctionIndex
+from durablehost.store.base import Condition, TableStore
+
+# Azure's rules for instance ids (ext: no '/', '\\', '#', '?', control characters; at most 256 chars)
+# and durablehost's for event names.
+_BAD_ID = re.compile(r"[/\\#?\x00-\x1f\x7f-\x9f]")
+MAX_INSTANCE_ID = 256
+_EVENT_NAME = re.compile(r"^[^\x00-\x1f\x7f/\\#?]{1,128}$")
+
+
+def validate_instance_id(instance_id: str) -> None:
+    if not instance_id or len(instance_id) > MAX_INSTANCE_ID:
+        raise ValueError(f"instance ids must be 1-{MAX_INSTANCE_ID} characters long")
+    if _BAD_ID.search(instance_id):
+        raise ValueError("instance ids cannot contain '/', '\\', '#', '?' or control characters")
+    if instance_id.startswith("@"):
+        raise ValueError("instance ids cannot start with '@' (reserved for durable entities)")
+
+
+def validate_event_name(name: str) -> None:
+    if not _EVENT_NAME.match(name):
+        raise ValueError("event names must be 1-128 characters without '/', '\\', '#', '?' or control characters")
+
+
+class DurableHost:
+    """The engine for one task hub: a dispatcher plus the client operations."""
+
+    def __init__(
+        self,
+        store: TableStore,
+        functions: FunctionIndex,
+        clock: Clock,
+        *,
+        hub: str = "DurableHost",
+        options: DispatcherOptions | None = None,
+    ) -> None:
+        self.store = store
+        self.functions = functions
+        self.clock = clock
+        self.repo = InstanceRepository(store, hub)
+        self.dispatcher = Dispatcher(self.repo, functions, clock, options)
+
+    async def start(self, *, run_dispatcher: bool = True) -> None:
+        await self.repo.initialize()
+        if run_dispatcher:
+            await self.dispatcher.start()
+
+    async def stop(self, *, drain: bool = True) -> None:
+        await self.dispatcher.stop(drain=drain)
+
+    async def _wake(self, instance_id: str) -> None:
+        """Make the owner of the hub look at an instance, in this process or another."""
+        if self.dispatcher.owns_hub:
+            await self.dispatcher.refresh(instance_id)
+        else:
+            await self.repo.wake(instance_id)
+
+    # ------------------------------------------------------------------ starting
+
+    async def start_new(self, name: str, instance_id: str | None = None, input_text: str | None = None) -> str:
+        """Create an instance. Refused while an instance with the id runs; a finished one is replaced."""
+        orchestrator = self.functions.orchestrator(name)
+        instance_id = instance_id if instance_id is not None else uuid.uuid4().hex
+        validate_instance_id(instance_id)
+        if input_text is not None:
+            json.loads(input_text)  # refuse invalid JSON before anything is stored
+        now = self.clock.now()
+        record = InstanceRecord(
+            instance_id=instance_id,
+            name=orchestrator.name,
+            status=RuntimeStatus.PENDING,
+            execution_id=uuid.uuid4().hex,
+            created_time=now,
+            last_updated_time=now,
+            input=input_text,
+        )
+        # Active marker first: a crash after it leaves a marker the next sweep removes; a crash after
+        # the insert leaves an instance the next sweep runs. Neither loses an acknowledged start.
+        await self.repo.mark_active(instance_id)
+        try:
+            await self.repo.insert_instance(record)
+        except EntityAlreadyExists:
+            existing = await self.repo.get_record(instance_id)
+            if existing is None or not existing.status.is_finished or existing.etag is None:
+                status = existing.status.value if existing else "being created"
+                raise InstanceAlreadyRunning(instance_id, status) from None
+            try:
+                await self.repo.replace_instance(record, existing.etag)
+            except EtagMismatch:
+                raise InstanceAlreadyRunning(instance_id, "being restarted") from None
+            await self.repo.clear_idempotency_keys(instance_id)
+            self.dispatcher.forget(instance_id)
+        await self._wake(instance_id)
+        return instance_id
+
+    # ------------------------------------------------------------------ events
+
+    async def raise_event(
+        self, instance_id: str, name: str, input_text: str | None, *, idempotency_key: str | None = None
+    ) -> bool:
+        """Put an event into the inbox. Returns False for a repeated idempotency key (not delivered again)."""
+        validate_event_name(name)
+        record = await self.repo.get_record(instance_id)
+        if record is None:
+            raise InstanceNotFound(instance_id)
+        if record.status.is_finished:
+            raise InstanceFinished(instance_id, record.status.value, f"raise event {name!r}")
+        if input_text is not None:
+            json.loads(input_text)
+        now = self.clock.now()
+        event = EventMessage(
+            row_key=f"E{time.time_ns():020d}-{uuid.uuid4().hex[:8]}",
+            name=name,
+            input=input_text,
+            raised_time=now,
+            idempotency_key=idempotency_key,
+        )
+        if not await self.repo.add_event(instance_id, event):
+            return False
+        if self.dispatcher.owns_hub:
+            self.dispatcher.add_event(instance_id, event)
+        else:
+            await self.repo.wake(instance_id)
+        return True
+
+    # ------------------------------------------------------------------ state changes
+
+    async def _change(self, instance_id: str, action: str, change: Any) -> InstanceRecord:
+        """Apply ``change(record) -> (record, events)`` under the instance ETag, retrying on races."""
+        for _ in range(20):
+            loaded = await self.repo.load(instance_id)
+            if loaded is None:
+                raise InstanceNotFound(instance_id)
+            record = replace(loaded.record)
+            if record.status.is_finished:
+                raise InstanceFinished(instance_id, record.status.value, action)
+            changed = change(record)
+            if changed is None:
+                return record
+            new_record, events = changed
+            start = loaded.record.history_count
+            new_record.history_count = start + len(events)
+            try:
+                await self.repo.commit(
+                    new_record, history_start=start, new_history=events, upsert_tasks=[], delete_rows=[]
+                )
+            except EtagMismatch:
+                continue
+            self.dispatcher.forget(instance_id)
+            return new_record
+        raise RuntimeError(f"could not {action} {instance_id!r}: the instance kept changing")
+
+    async def terminate(self, instance_id: str, reason: str | None = None) -> None:
+        def change(record: InstanceRecord) -> tuple[InstanceRecord, list[HistoryEvent]]:
+            now = self.clock.now()
+            output = json.dumps(reason) if reason is not None else None
+            record.status = RuntimeStatus.TERMINATED
+            record.output = output
+            record.completed_time = now
+            record.last_updated_time = now
+            events = [
+                orchestrator_started(now),
+                execution_terminated(now, reason),
+                execution_completed(now, record.next_task_id, "Terminated", output),
+                orchestrator_completed(now),
+            ]
+            return record, events
+
+        await self._change(instance_id, "terminate", change)
+        state = await self.dispatcher.state_of(instance_id)
+        if state is not None:
+            await self.dispatcher._after_finish(state)
+
+    async def suspend(self, instance_id: str, reason: str | None = None) -> None:
+        def change(record: InstanceRecord) -> tuple[InstanceRecord, list[HistoryEvent]] | None:
+            if record.status is RuntimeStatus.SUSPENDED:
+                return None
+            now = self.clock.now()
+            record.suspended_from = record.status
+            record.status = RuntimeStatus.SUSPENDED
+            record.last_updated_time = now
+            return record, [orchestrator_started(now), execution_suspended(now, reason), orchestrator_completed(now)]
+
+        await self._change(instance_id, "suspend", change)
+
+    async def resume(self, instance_id: str, reason: str | None = None) -> None:
+        def change(record: InstanceRecord) -> tuple[InstanceRecord, list[HistoryEvent]] | None:
+            if record.status is not RuntimeStatus.SUSPENDED:
+                return None
+            now = self.clock.now()
+            record.status = record.suspended_from or RuntimeStatus.RUNNING
+            record.suspended_from = None
+            record.last_updated_time = now
+            return record, [orchestrator_started(now), execution_resumed(now, reason), orchestrator_completed(now)]
+
+        await self._change(instance_id, "resume", change)
+        await self._wake(instance_id)
+
+    async def purge(self, instance_id: str) -> int:
+        """Delete a finished instance's partition. Returns 1, or 0 if there was no such instance."""
+        record = await self.repo.get_record(instance_id)
+        if record is None:
+            return 0
+        if not record.status.is_finished:
+            raise InstanceAlreadyRunning(instance_id, record.status.value)
+        await self.repo.purge_partition(instance_id)
+        await self.repo.unmark_active(instance_id)
+        self.dispatcher.forget(instance_id)
+        return 1
+
+    # ------------------------------------------------------------------ reading
+
+    async def get_record(self, instance_id: str) -> InstanceRecord | None:
+        return await self.repo.get_record(instance_id)
+
+    async def get_status(
+        self,
+        instance_id: str,
+        *,
+        show_history: bool = False,
+        show_history_output: bool = False,
+        show_input: bool = True,
+    ) -> dict[str, Any] | None:
+        """The status JSON of the extension (protocol §5.3), or None for an unknown instance."""
+        record = await self.repo.get_record(instance_id)
+        if record is None:
+            return None
+        status = status_json(record, show_input=show_input)
+        if show_history:
+            events = await self.repo.read_history(instance_id, record.history_count)
+            status["historyEvents"] = public_history(events, show_output=show_history_output, show_input=show_input)
+        return status
+
+    async def list_instances(
+        self,
+        *,
+        runtime_status: list[RuntimeStatus] | None = None,
+        created_from: datetime | None = None,
+        created_to: datetime | None = None,
+        prefix: str | None = None,
+        page_size: int = 100,
+        continuation: str | None = None,
+    ) -> tuple[list[InstanceRecord], str | None]:
+        where: list[Condition] = []
+        if created_from is not None:
+            where.append(Condition("CreatedTime", "ge", created_from))
+        if created_to is not None:
+            where.append(Condition("CreatedTime", "le", created_to))
+        if prefix:
+            where += [Condition("PartitionKey", "ge", prefix), Condition("PartitionKey", "lt", prefix + "\uffff")]
+        records, token = await self.repo.query_records(where, page_size=page_size, continuation=continuation)
+        if runtime_status:
+            wanted = set(runtime_status)
+            records = [r for r in records if r.status in wanted]
+        return records, token
+
+    async def state_of(self, instance_id: str) -> InstanceState | None:
+        return await self.dispatcher.state_of(instance_id)
+
+
+def status_json(record: InstanceRecord, *, show_input: bool = True) -> dict[str, Any]:
+    status: dict[str, Any] = {
+        "name": record.name,
+        "instanceId": record.instance_id,
+        "runtimeStatus": record.status.value,
+        # Python-started instances show their input as a string: the client double-encodes (§5.3).
+        "input": record.input if show_input else None,
+        "customStatus": json.loads(record.custom_status) if record.custom_status else None,
+        "output": json.loads(record.output) if record.output else None,
+        "createdTime": _seconds(record.created_time),
+        "lastUpdatedTime": _seconds(record.last_updated_time),
+    }
+    return status
+
+
+def _seconds(moment: datetime) -> str:
+    return moment.strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+_HIDDEN = {
+    EventType.ORCHESTRATOR_STARTED,
+    EventType.ORCHESTRATOR_COMPLETED,
+    EventType.TASK_SCHEDULED,
+    EventType.SUB_ORCHESTRATION_CREATED,
+}
+
+
+def public_history(events: list[HistoryEvent], *, show_output: bool, show_input: bool) -> list[dict[str, Any]]:
+    """``historyEvents`` as the extension shapes them (ext DurableClient.cs:938-1040, protocol §5.3)."""
+    scheduled = {
+        e["EventId"]: e
+        for e in events
+        if e["EventType"] in (EventType.TASK_SCHEDULED, EventType.SUB_ORCHESTRATION_CREATED)
+    }
+    shaped = []
+    for event in events:
+        kind = EventType(event["EventType"])
+        if kind in _HIDDEN:
+            continue
+        item: dict[str, Any] = {"EventType": _pascal(kind), "Timestamp": event["Timestamp"]}
+        if kind is EventType.EXECUTION_STARTED:
+            item["FunctionName"] = event.get("Name")
+            if show_input:
+                item["Input"] = _maybe_json(event.get("Input"))
+        elif "TaskScheduledId" in event:
+            origin = scheduled.get(event["TaskScheduledId"], {})
+            item["FunctionName"] = origin.get("Name")
+            item["ScheduledTime"] = origin.get("Timestamp")
+            if show_output and "Result" in event:
+                item["Result"] = _maybe_json(event.get("Result"))
+            if "Reason" in event:
+                item["Reason"] = event.get("Reason")
+                item["Details"] = event.get("Details")
+        elif kind in (EventType.EXECUTION_COMPLETED, EventType.EXECUTION_TERMINATED):
+            item["OrchestrationStatus"] = {1: "Completed", 3: "Failed", 5: "Terminated"}.get(
+                int(event.get("OrchestrationStatus", 5)), "Terminated"
+            )
+            if show_output:
+                item["Result"] = _maybe_json(event.get("Result"))
+        elif kind is EventType.EVENT_RAISED:
+            item["Name"] = event.get("Name")
+            if show_input:
+                item["Input"] = _maybe_json(event.get("Input"))
+        elif kind in (EventType.TIMER_CREATED, EventType.TIMER_FIRED):
+            item["FireAt"] = event.get("FireAt")
+        shaped.append(item)
+    return shaped
+
+
+def _pascal(kind: EventType) -> str:
+    return "".join(part.capitalize() for part in kind.name.split("_")).replace(
+        "SubOrchestrationCreated", "SubOrchestrationInstanceCreated"
+    ).replace("SubOrchestrationCompleted", "SubOrchestrationInstanceCompleted").replace(
+        "SubOrchestrationFailed", "SubOrchestrationInstanceFailed"
+    )
+
+
+def _maybe_json(text: Any) -> Any:
+    if not isinstance(text, str):
+        return text
+    try:
+        return json.loads(text)
+    except ValueError:
+        return text
+
+
+__all__ = ["DurableHost", "format_timestamp", "status_json", "validate_event_name", "validate_instance_id"]

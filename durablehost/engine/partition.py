@@ -1,0 +1,422 @@
+"""Reading and committing instance partitions (layout: durablehost.engine.records).
+
+An episode commits as one entity-group transaction when it fits (≤100 operations). A larger episode is
+split DTFx-style (backend-notes §1.2): every batch carries an If-Match merge of the instance row, and the
+ETag it returns guards the next batch, so a stale writer cannot overwrite anything after losing the
+race. Only the last batch moves ``HistoryCount`` forward; until then readers ignore the new rows.
+Deletions of consumed inbox rows go into the last batch or, when it is full, run after it; rows left
+behind by a crash are recognised on load (their events are in history) and removed then.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from durablehost.engine.history import EventType, HistoryEvent
+from durablehost.engine.records import (
+    EVENT_PREFIX,
+    HISTORY_PREFIX,
+    INSTANCE_ROW,
+    KEY_PREFIX,
+    TASK_PREFIX,
+    EventMessage,
+    InstanceRecord,
+    TaskRecord,
+    history_from_properties,
+    history_row_key,
+    history_to_properties,
+    idempotency_row_key,
+)
+from durablehost.errors import EntityAlreadyExists, EntityNotFound, EtagMismatch, TransactionFailed
+from durablehost.store.base import Condition, Entity, Op, TableStore, UpdateMode
+
+MAX_BATCH = 100
+_SCHEDULING_EVENTS = {
+    EventType.TASK_SCHEDULED,
+    EventType.TIMER_CREATED,
+    EventType.SUB_ORCHESTRATION_CREATED,
+}
+
+ACTIVE_PARTITION = "active"
+LEASE_PARTITION = "lease"
+WAKE_PARTITION = "wake"
+
+
+@dataclass
+class LoadedInstance:
+    record: InstanceRecord
+    history: list[HistoryEvent]
+    tasks: dict[int, TaskRecord]
+    events: list[EventMessage]
+    # Rows that a crash left behind: consumed events, tasks of earlier executions.
+    leftovers: list[str] = field(default_factory=list)
+
+
+def _ops_in_batches(ops: Sequence[Op], size: int) -> Iterable[list[Op]]:
+    for start in range(0, len(ops), size):
+        yield list(ops[start : start + size])
+
+
+class InstanceRepository:
+    """All storage access of the engine, on two tables: ``<hub>Instances`` and ``<hub>Control``."""
+
+    def __init__(self, store: TableStore, hub: str) -> None:
+        self.store = store
+        self.hub = hub
+        self.table = f"{hub}Instances"
+        self.control = f"{hub}Control"
+
+    async def initialize(self) -> None:
+        await self.store.create_table(self.table)
+        await self.store.create_table(self.control)
+
+    # ---------------------------------------------------------------- reading
+
+    async def get_record(self, instance_id: str) -> InstanceRecord | None:
+        try:
+            entity = await self.store.get(self.table, instance_id, INSTANCE_ROW)
+        except EntityNotFound:
+            return None
+        return InstanceRecord.from_properties(instance_id, entity.properties, entity.etag)
+
+    async def load(self, instance_id: str) -> LoadedInstance | None:
+        """Read a whole partition and interpret it relative to the committed instance row."""
+        rows = [e async for e in self.store.query(self.table, partition_key=instance_id)]
+        instance_rows = [e for e in rows if e.row_key == INSTANCE_ROW]
+        if not instance_rows:
+            return None
+        head = instance_rows[0]
+        record = InstanceRecord.from_properties(instance_id, head.properties, head.etag)
+        history: list[HistoryEvent] = []
+        task_rows: list[Entity] = []
+        event_rows: list[Entity] = []
+        for entity in rows:
+            key = entity.row_key
+            if key.startswith(HISTORY_PREFIX):
+                if int(key[1:]) < record.history_count:
+                    history.append(history_from_properties(entity.properties))
+            elif key.startswith(TASK_PREFIX):
+                task_rows.append(entity)
+            elif key.startswith(EVENT_PREFIX):
+                event_rows.append(entity)
+        if len(history) != record.history_count:
+            raise RuntimeError(
+                f"instance {instance_id!r}: {len(history)} of {record.history_count} committed history "
+                "rows were found; the partition has been modified outside durablehost"
+            )
+        scheduled = {e["EventId"] for e in history if e["EventType"] in _SCHEDULING_EVENTS}
+        completed = {int(e["TaskScheduledId"]) for e in history if "TaskScheduledId" in e} | {
+            int(e["TimerId"]) for e in history if e["EventType"] == EventType.TIMER_FIRED
+        }
+        delivered = {e.get("DhInboxKey") for e in history if e["EventType"] == EventType.EVENT_RAISED}
+        leftovers: list[str] = []
+        tasks: dict[int, TaskRecord] = {}
+        for entity in task_rows:
+            execution_id, _, task_text = entity.row_key[1:].rpartition("-")
+            task_id = int(task_text)
+            if execution_id != record.execution_id:
+                leftovers.append(entity.row_key)
+            elif task_id in scheduled:
+                task = TaskRecord.from_properties(execution_id, task_id, entity.properties, entity.etag)
+                task.consumed = task_id in completed
+                tasks[task_id] = task
+            # else: written by an episode that never reached its final batch; ignored, overwritten later.
+        events: list[EventMessage] = []
+        for entity in event_rows:
+            if entity.row_key in delivered:
+                leftovers.append(entity.row_key)
+            else:
+                events.append(EventMessage.from_properties(entity.row_key, entity.properties))
+        return LoadedInstance(record, history, tasks, events, leftovers)
+
+    async def read_history(self, instance_id: str, count: int) -> list[HistoryEvent]:
+        rows = self.store.query(
+            self.table,
+            partition_key=instance_id,
+            row_key_from=HISTORY_PREFIX,
+            row_key_to=history_row_key(count),
+        )
+        return [history_from_properties(e.properties) async for e in rows]
+
+    async def list_tasks(self, instance_id: str) -> list[Entity]:
+        rows = self.store.query(
+            self.table, partition_key=instance_id, row_key_from=TASK_PREFIX, row_key_to=chr(ord(TASK_PREFIX) + 1)
+        )
+        return [e async for e in rows]
+
+    async def list_pending_events(self, instance_id: str) -> list[EventMessage]:
+        rows = self.store.query(
+            self.table, partition_key=instance_id, row_key_from=EVENT_PREFIX, row_key_to=HISTORY_PREFIX
+        )
+        return [EventMessage.from_properties(e.row_key, e.properties) async for e in rows]
+
+    # ---------------------------------------------------------------- writing
+
+    async def insert_instance(self, record: InstanceRecord) -> str:
+        """Create the instance row; raises EntityAlreadyExists if the id is taken."""
+        etag = await self.store.insert(self.table, record.instance_id, INSTANCE_ROW, record.to_properties())
+        record.etag = etag
+        return etag
+
+    async def replace_instance(self, record: InstanceRecord, expected_etag: str) -> str:
+        """Overwrite a finished instance with a new execution (starting an id again, as in Azure)."""
+        etag = await self.store.update(
+            self.table,
+            record.instance_id,
+            INSTANCE_ROW,
+            record.to_properties(),
+            etag=expected_etag,
+            mode=UpdateMode.REPLACE,
+        )
+        record.etag = etag
+        return etag
+
+    async def update_record(self, record: InstanceRecord) -> str:
+        """Write the instance row alone, conditional on the ETag it was read with."""
+        etag = await self.store.update(
+            self.table,
+            record.instance_id,
+            INSTANCE_ROW,
+            record.to_properties(),
+            etag=record.etag,
+            mode=UpdateMode.REPLACE,
+        )
+        record.etag = etag
+        return etag
+
+    async def commit(
+        self,
+        record: InstanceRecord,
+        *,
+        history_start: int,
+        new_history: Sequence[HistoryEvent],
+        upsert_tasks: Sequence[TaskRecord],
+        delete_rows: Sequence[str],
+    ) -> str:
+        """Commit an episode: history, tasks and the instance row (with ``record.etag`` as If-Match).
+
+        ``record.history_count`` must already include ``new_history``. Returns the new ETag and stores it
+        on the record. Raises EtagMismatch if another writer committed first.
+        """
+        instance_id = record.instance_id
+        body: list[Op] = [
+            Op.upsert(
+                instance_id,
+                history_row_key(history_start + offset),
+                history_to_properties(event, record.execution_id),
+                UpdateMode.REPLACE,
+            )
+            for offset, event in enumerate(new_history)
+        ]
+        body += [Op.upsert(instance_id, t.row_key, t.to_properties(), UpdateMode.REPLACE) for t in upsert_tasks]
+        deletes = [Op.delete(instance_id, key) for key in delete_rows]
+        etag = record.etag
+        per_batch = MAX_BATCH - 1
+        final_body: list[Op] = []
+        if len(body) + len(deletes) <= per_batch:
+            final_body, deletes = body + deletes, []
+        else:
+            head_len = len(body) - len(body) % per_batch if len(body) % per_batch else len(body) - per_batch
+            head, final_body = body[:head_len], body[head_len:]
+            room = per_batch - len(final_body)
+            final_body += deletes[:room]
+            deletes = deletes[room:]
+            for chunk in _ops_in_batches(head, per_batch):
+                marker = Op.update(instance_id, INSTANCE_ROW, {"CommitInProgress": True}, etag=etag)
+                etag = await self._transact_guarded(instance_id, [*chunk, marker])
+        final = Op.update(instance_id, INSTANCE_ROW, record.to_properties(), etag=etag, mode=UpdateMode.REPLACE)
+        etag = await self._transact_guarded(instance_id, [*final_body, final])
+        record.etag = etag
+        if deletes:
+            await self.delete_rows(instance_id, [op.row_key for op in deletes])
+        return etag
+
+    async def _transact_guarded(self, instance_id: str, ops: list[Op]) -> str:
+        """Run a batch whose last operation is the If-Match instance-row update; return its ETag."""
+        try:
+            etags = await self.store.transact(self.table, ops)
+        except TransactionFailed as failure:
+            if failure.index == len(ops) - 1 and isinstance(failure.cause, (EtagMismatch, EntityNotFound)):
+                raise EtagMismatch(self.table, instance_id, INSTANCE_ROW) from failure
+            raise
+        etag = etags[-1]
+        if etag is None:
+            raise RuntimeError("the store returned no ETag for an update")
+        return etag
+
+    async def delete_rows(self, instance_id: str, row_keys: Sequence[str]) -> None:
+        """Delete rows that may already be gone (idempotent cleanup)."""
+        for chunk in _ops_in_batches([Op.delete(instance_id, k) for k in row_keys], MAX_BATCH):
+            try:
+                await self.store.transact(self.table, chunk)
+            except TransactionFailed as failure:
+                if not isinstance(failure.cause, EntityNotFound):
+                    raise
+                for op in chunk:
+                    try:
+                        await self.store.delete(self.table, instance_id, op.row_key)
+                    except EntityNotFound:
+                        continue
+
+    async def record_outcome(self, instance_id: str, task: TaskRecord) -> bool:
+        """Store a task's outcome if the task is still waiting for one.
+
+        The update is conditional on the ETag the task row had when it was scheduled, so of two
+        completions of one task (a retried activity, a duplicate delivery) exactly one is recorded and
+        the other is dropped by the store. Returns False for the dropped one.
+        """
+        try:
+            task.etag = await self.store.update(
+                self.table, instance_id, task.row_key, task.to_properties(), etag=task.etag, mode=UpdateMode.REPLACE
+            )
+        except (EtagMismatch, EntityNotFound):
+            return False
+        return True
+
+    async def read_task(self, instance_id: str, execution_id: str, task_id: int) -> TaskRecord | None:
+        from durablehost.engine.records import task_row_key
+
+        try:
+            entity = await self.store.get(self.table, instance_id, task_row_key(execution_id, task_id))
+        except EntityNotFound:
+            return None
+        return TaskRecord.from_properties(execution_id, task_id, entity.properties, entity.etag)
+
+    async def add_event(self, instance_id: str, event: EventMessage) -> bool:
+        """Put an external event into the inbox. Returns False if its idempotency key was seen before."""
+        if event.idempotency_key is None:
+            await self.store.insert(self.table, instance_id, event.row_key, event.to_properties())
+            return True
+        tombstone = Op.insert(
+            instance_id,
+            idempotency_row_key(event.idempotency_key),
+            {"IdempotencyKey": event.idempotency_key, "EventRowKey": event.row_key},
+        )
+        try:
+            await self.store.transact(
+                self.table, [tombstone, Op.insert(instance_id, event.row_key, event.to_properties())]
+            )
+        except TransactionFailed as failure:
+            if failure.index == 0 and isinstance(failure.cause, EntityAlreadyExists):
+                return False
+            raise
+        return True
+
+    async def purge_partition(self, instance_id: str) -> int:
+        """Delete every row of an instance. Returns the number of rows deleted."""
+        keys = [e.row_key async for e in self.store.query(self.table, partition_key=instance_id, select=[])]
+        # The instance row goes last so that a crash midway leaves a purgeable instance, not orphans.
+        keys.sort(key=lambda k: k == INSTANCE_ROW)
+        await self.delete_rows(instance_id, keys)
+        return len(keys)
+
+    async def delete_stale_rows(self, instance_id: str, keep_execution: str) -> None:
+        """Remove task rows of earlier executions and all history rows past the committed count."""
+        stale = [
+            e.row_key
+            for e in await self.list_tasks(instance_id)
+            if not e.row_key.startswith(f"{TASK_PREFIX}{keep_execution}-")
+        ]
+        if stale:
+            await self.delete_rows(instance_id, stale)
+
+    async def clear_idempotency_keys(self, instance_id: str) -> None:
+        keys = [
+            e.row_key
+            async for e in self.store.query(
+                self.table, partition_key=instance_id, row_key_from=KEY_PREFIX, row_key_to="L", select=[]
+            )
+        ]
+        await self.delete_rows(instance_id, keys)
+
+    # ---------------------------------------------------------------- control table
+
+    async def mark_active(self, instance_id: str) -> None:
+        await self.store.upsert(self.control, ACTIVE_PARTITION, instance_id, {"Active": True})
+
+    async def unmark_active(self, instance_id: str) -> None:
+        try:
+            await self.store.delete(self.control, ACTIVE_PARTITION, instance_id)
+        except EntityNotFound:
+            return
+
+    async def list_active(self) -> list[str]:
+        rows = self.store.query(self.control, partition_key=ACTIVE_PARTITION, select=[])
+        return [e.row_key async for e in rows]
+
+    async def wake(self, instance_id: str) -> None:
+        """Tell whichever process owns the hub that an instance has new work (cross-process path)."""
+        await self.store.upsert(self.control, WAKE_PARTITION, instance_id, {"Wake": True})
+
+    async def take_wakes(self, limit: int = 1000) -> list[str]:
+        rows = [e async for e in self.store.query(self.control, partition_key=WAKE_PARTITION, limit=limit)]
+        for entity in rows:
+            try:
+                await self.store.delete(self.control, WAKE_PARTITION, entity.row_key, etag=entity.etag)
+            except (EntityNotFound, EtagMismatch):
+                continue  # woken again meanwhile: the next poll sees it
+        return [e.row_key for e in rows]
+
+    async def try_acquire_lease(self, owner: str, now: datetime, until: datetime) -> bool:
+        """Take or renew the hub lease (one active dispatcher per task hub)."""
+        props: dict[str, Any] = {"Owner": owner, "ExpiresAt": until}
+        try:
+            lease = await self.store.get(self.control, LEASE_PARTITION, "hub")
+        except EntityNotFound:
+            try:
+                await self.store.insert(self.control, LEASE_PARTITION, "hub", props)
+            except EntityAlreadyExists:
+                return False
+            return True
+        expires = lease.get("ExpiresAt")
+        held_by_other = lease.get("Owner") != owner and isinstance(expires, datetime) and expires > now
+        if held_by_other:
+            return False
+        try:
+            await self.store.update(self.control, LEASE_PARTITION, "hub", props, etag=lease.etag)
+        except (EtagMismatch, EntityNotFound):
+            return False
+        return True
+
+    async def release_lease(self, owner: str) -> None:
+        try:
+            lease = await self.store.get(self.control, LEASE_PARTITION, "hub")
+        except EntityNotFound:
+            return
+        if lease.get("Owner") != owner:
+            return
+        try:
+            await self.store.delete(self.control, LEASE_PARTITION, "hub", etag=lease.etag)
+        except (EtagMismatch, EntityNotFound):
+            return
+
+    # ---------------------------------------------------------------- queries over instances
+
+    async def query_records(
+        self,
+        where: Sequence[Condition],
+        *,
+        page_size: int,
+        continuation: str | None,
+    ) -> tuple[list[InstanceRecord], str | None]:
+        page = await self.store.query_page(
+            self.table,
+            where=[Condition("RowKey", "eq", INSTANCE_ROW), *where],
+            page_size=page_size,
+            continuation=continuation,
+        )
+        records = [InstanceRecord.from_properties(e.partition_key, e.properties, e.etag) for e in page.entities]
+        return records, page.continuation
+
+
+def inbox_key_of(event: HistoryEvent) -> str | None:
+    key = event.get("DhInboxKey")
+    return key if isinstance(key, str) else None
+
+
+def dumps_compact(value: Any) -> str:
+    return json.dumps(value, separators=(",", ":"))
