@@ -28,14 +28,27 @@ from orchestrators._inputs import as_mapping, integer, retry_options, text
 bp = df.Blueprint()
 
 
+def parse_agent_input(raw: Any) -> dict[str, Any]:
+    """Validate the input, defaults applied; raises InputError naming the bad field."""
+    data = as_mapping(raw, "input")
+    return {
+        "goal": text(data, "goal", max_length=4000),
+        "token_budget": integer(data, "token_budget", 4000, minimum=1, maximum=1_000_000),
+        "max_steps": integer(data, "max_steps", 5, minimum=1, maximum=50),
+        "retry": retry_options(data),
+    }
+
+
 @bp.orchestration_trigger(context_name="context")
 def agent_run_orchestrator(context: df.DurableOrchestrationContext) -> Generator[Any, Any, dict[str, Any]]:
     """Plan, then act while the token budget allows."""
-    data = as_mapping(context.get_input(), "input")
-    goal = text(data, "goal", max_length=4000)
-    budget = integer(data, "token_budget", 4000, minimum=1, maximum=1_000_000)
-    max_steps = integer(data, "max_steps", 5, minimum=1, maximum=50)
-    retry = retry_options(data)
+    params = parse_agent_input(context.get_input())
+    goal, budget, max_steps, retry = (
+        params["goal"],
+        params["token_budget"],
+        params["max_steps"],
+        params["retry"],
+    )
 
     context.set_custom_status({"stage": "planning", "tokens_used": 0, "token_budget": budget})
     plan = yield context.call_activity_with_retry(

@@ -30,7 +30,8 @@ from shared.idempotency import idempotency_key
 bp = df.Blueprint()
 
 
-def _parse_booking(raw: Any) -> dict[str, Any]:
+def parse_booking_input(raw: Any) -> dict[str, Any]:
+    """The validated ``booking`` object of the input; raises InputError naming the bad field."""
     booking = as_mapping(as_mapping(raw, "input").get("booking"), "booking")
     return {
         "flight": text(booking, "flight", max_length=16),
@@ -79,7 +80,7 @@ def _compensate(
 def booking_saga_orchestrator(context: df.DurableOrchestrationContext) -> Generator[Any, Any, dict[str, Any]]:
     """Book, charge, confirm; compensate in reverse order on failure (see the module docstring)."""
     raw = context.get_input()
-    booking = _parse_booking(raw)
+    booking = parse_booking_input(raw)
     retry = retry_options(as_mapping(raw, "input"))
     output: dict[str, Any] = {
         "failed_step": None,

@@ -36,7 +36,8 @@ MAX_QUERIES = 500
 MAX_CHUNK_SIZE = 100
 
 
-def _parse(raw: Any) -> dict[str, Any]:
+def parse_research_input(raw: Any) -> dict[str, Any]:
+    """Validate the input, defaults applied; raises InputError naming the bad field."""
     data = as_mapping(raw, "input")
     queries = data.get("queries")
     if queries is not None and (
@@ -57,7 +58,7 @@ def _parse(raw: Any) -> dict[str, Any]:
 @bp.orchestration_trigger(context_name="context")
 def research_orchestrator(context: df.DurableOrchestrationContext) -> Generator[Any, Any, dict[str, Any]]:
     """Plan queries, research them in chunked parallel sub-orchestrations, synthesise the findings."""
-    params = _parse(context.get_input())
+    params = parse_research_input(context.get_input())
     tokens = 0
     queries: list[str]
     if params["queries"] is not None:
