@@ -322,7 +322,11 @@ class Dispatcher:
         record.history_count += len(events)
         try:
             await self.repo.commit(
-                record, history_start=state.record.history_count, new_history=events, upsert_tasks=[], delete_rows=[]
+                record,
+                history_start=state.record.history_count,
+                new_history=events,
+                upsert_tasks=[],
+                delete_rows=[],
             )
         except EtagMismatch:
             self.forget(record.instance_id)
@@ -400,11 +404,13 @@ class Dispatcher:
             runner = self._run_http
         else:
             runner = self._run_activity
-        work = asyncio.create_task(self._guard(runner(instance_id, task)), name=f"task-{instance_id}-{task.task_id}")
+        work = asyncio.create_task(
+            self._guard(runner(instance_id, task)), name=f"task-{instance_id}-{task.task_id}"
+        )
         self._inflight[key] = work
         work.add_done_callback(lambda _: self._inflight.pop(key, None))
 
-    async def _guard(self, work: Awaitable[None]) -> None:
+    async def _guard(self, work: Awaitable[object]) -> None:
         try:
             await work
         except asyncio.CancelledError:
@@ -413,7 +419,7 @@ class Dispatcher:
             log.exception("background work failed")
             self.errors.append(exc)
 
-    def _spawn(self, work: Awaitable[None]) -> None:
+    def _spawn(self, work: Awaitable[object]) -> None:
         task = asyncio.ensure_future(self._guard(work))
         self._background.add(task)
         task.add_done_callback(self._background.discard)
@@ -445,7 +451,9 @@ class Dispatcher:
     async def _start_child(self, instance_id: str, task: TaskRecord) -> None:
         child_id = task.child_instance_id or ""
         parent = self._states.get(instance_id)
-        problem = _refused_child_id(child_id, instance_id, parent.record.parent_instance_id if parent else None)
+        problem = _refused_child_id(
+            child_id, instance_id, parent.record.parent_instance_id if parent else None
+        )
         if problem:
             await self.complete_task(
                 instance_id, task.execution_id, task.task_id, Outcome(TaskState.FAILED, reason=problem)
@@ -502,7 +510,9 @@ class Dispatcher:
         self.forget(child_id)
         self.schedule(child_id)
 
-    async def complete_task(self, instance_id: str, execution_id: str, task_id: int, outcome: Outcome) -> bool:
+    async def complete_task(
+        self, instance_id: str, execution_id: str, task_id: int, outcome: Outcome
+    ) -> bool:
         """Record a task outcome once; a second outcome for the same task is dropped by the store."""
         state = self._states.get(instance_id)
         current = state.tasks.get(task_id) if state and state.record.execution_id == execution_id else None
@@ -556,7 +566,11 @@ class Dispatcher:
     async def fire_due_timers(self) -> int:
         due = self.timers.pop_due(self.clock.now())
         for key, _fire_at in due:
-            self._spawn(self.complete_task(key.instance_id, key.execution_id, key.task_id, Outcome(TaskState.COMPLETED)))
+            self._spawn(
+                self.complete_task(
+                    key.instance_id, key.execution_id, key.task_id, Outcome(TaskState.COMPLETED)
+                )
+            )
         return len(due)
 
     async def _wake_loop(self) -> None:

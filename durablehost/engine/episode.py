@@ -129,7 +129,12 @@ def flatten_actions(actions: list[Any]) -> list[dict[str, Any]]:
 
 def _action_name(action: dict[str, Any]) -> str:
     kind = action.get("actionType")
-    if kind in (CALL_ACTIVITY, CALL_ACTIVITY_WITH_RETRY, CALL_SUB_ORCHESTRATOR, CALL_SUB_ORCHESTRATOR_WITH_RETRY):
+    if kind in (
+        CALL_ACTIVITY,
+        CALL_ACTIVITY_WITH_RETRY,
+        CALL_SUB_ORCHESTRATOR,
+        CALL_SUB_ORCHESTRATOR_WITH_RETRY,
+    ):
         return str(action.get("functionName"))
     if kind == WAIT_FOR_EXTERNAL_EVENT:
         return str(action.get("externalEventName"))
@@ -187,7 +192,11 @@ def recorded_actions(history: list[HistoryEvent]) -> dict[int, tuple[int, str, i
     for event in history:
         index = event.get("DhAction")
         if isinstance(index, int):
-            recorded[index] = (int(event["DhActionType"]), str(event.get("DhActionName", "")), event["EventId"])
+            recorded[index] = (
+                int(event["DhActionType"]),
+                str(event.get("DhActionName", "")),
+                event["EventId"],
+            )
     return recorded
 
 
@@ -243,7 +252,9 @@ def run_episode(state: InstanceState, functions: FunctionIndex, now: datetime) -
                 etag=None,
                 retry=replace(retry, attempt=retry.attempt + 1),
                 child_instance_id=(
-                    _retry_child_id(attempt, record, task_id) if attempt.kind is TaskKind.SUB_ORCHESTRATION else None
+                    _retry_child_id(attempt, record, task_id)
+                    if attempt.kind is TaskKind.SUB_ORCHESTRATION
+                    else None
                 ),
                 history_seq=-1,  # set once the decision's seq is known
             )
@@ -314,12 +325,13 @@ def run_episode(state: InstanceState, functions: FunctionIndex, now: datetime) -
             made = _decide(action, kind, index, task_id, record, ts)
             if made is None:
                 continue  # ContinueAsNew and fire-and-forget signals take an id and nothing else
-            event, task = made
-            decisions.append(event)
-            if task is not None:
-                new_tasks.append(task)
+            decision, scheduled = made
+            decisions.append(decision)
+            if scheduled is not None:
+                new_tasks.append(scheduled)
         result.canceled = [
-            replace(task, state=TaskState.CANCELED) for task in _newly_canceled(state, flat, record.action_count)
+            replace(task, state=TaskState.CANCELED)
+            for task in _newly_canceled(state, flat, record.action_count)
         ]
         record.action_count = len(flat)
         record.waits = _outstanding_waits(state.history + inbound, flat)
@@ -372,7 +384,9 @@ def _attempt_task(state: InstanceState, retry: RetryInfo) -> TaskRecord:
     for task in state.tasks.values():
         if task.retry == retry and task.kind is not TaskKind.TIMER:
             return task
-    raise RuntimeError(f"retry chain {retry.chain_id}: attempt {retry.attempt} is missing from the task table")
+    raise RuntimeError(
+        f"retry chain {retry.chain_id}: attempt {retry.attempt} is missing from the task table"
+    )
 
 
 def _retry_child_id(attempt: TaskRecord, record: InstanceRecord, task_id: int) -> str:
@@ -383,7 +397,9 @@ def _retry_child_id(attempt: TaskRecord, record: InstanceRecord, task_id: int) -
 
 def _scheduling_event(task: TaskRecord, ts: datetime) -> HistoryEvent:
     if task.kind is TaskKind.SUB_ORCHESTRATION:
-        return h.sub_orchestration_created(ts, task.task_id, task.name, task.child_instance_id or "", task.input)
+        return h.sub_orchestration_created(
+            ts, task.task_id, task.name, task.child_instance_id or "", task.input
+        )
     return h.task_scheduled(ts, task.task_id, task.name, task.input)
 
 
@@ -392,12 +408,18 @@ def _decide(
 ) -> tuple[HistoryEvent, TaskRecord | None] | None:
     """The history event and task for a newly scheduled action."""
     name = _action_name(action)
-    base = {
-        "execution_id": record.execution_id,
-        "task_id": task_id,
-        "scheduled_time": ts,
-        "history_seq": -1,
-    }
+
+    def new_task(kind: TaskKind, name: str, **fields: Any) -> TaskRecord:
+        return TaskRecord(
+            execution_id=record.execution_id,
+            task_id=task_id,
+            kind=kind,
+            name=name,
+            scheduled_time=ts,
+            history_seq=-1,  # set once the decision's seq is known
+            **fields,
+        )
+
     retry: RetryInfo | None = None
     if kind in (CALL_ACTIVITY_WITH_RETRY, CALL_SUB_ORCHESTRATOR_WITH_RETRY):
         options = action.get("retryOptions") or {}
@@ -409,29 +431,28 @@ def _decide(
         )
     task: TaskRecord | None
     if kind in (CALL_ACTIVITY, CALL_ACTIVITY_WITH_RETRY):
-        task = TaskRecord(kind=TaskKind.ACTIVITY, name=name, input=action.get("input"), retry=retry, **base)
+        task = new_task(TaskKind.ACTIVITY, name, input=action.get("input"), retry=retry)
         event = h.task_scheduled(ts, task_id, name, task.input)
     elif kind in (CALL_SUB_ORCHESTRATOR, CALL_SUB_ORCHESTRATOR_WITH_RETRY):
         # DTFx names an unnamed child "{parentExecutionId}:{sequenceId}" (protocol §2.7).
         child_id = action.get("instanceId") or f"{record.execution_id}:{task_id}"
-        task = TaskRecord(
-            kind=TaskKind.SUB_ORCHESTRATION,
-            name=name,
+        task = new_task(
+            TaskKind.SUB_ORCHESTRATION,
+            name,
             input=action.get("input"),
             retry=retry,
             child_instance_id=str(child_id),
-            **base,
         )
         event = h.sub_orchestration_created(ts, task_id, name, str(child_id), task.input)
     elif kind == CREATE_TIMER:
         fire_at = parse_timestamp(str(action["fireAt"]))
-        task = TaskRecord(kind=TaskKind.TIMER, name="timer", fire_at=fire_at, **base)
+        task = new_task(TaskKind.TIMER, "timer", fire_at=fire_at)
         if action.get("isCanceled"):
             task.state = TaskState.CANCELED
         event = h.timer_created(ts, task_id, fire_at)
     elif kind == CALL_HTTP:
         request = action.get("httpRequest") or {}
-        task = TaskRecord(kind=TaskKind.HTTP, name=HTTP_ACTIVITY_NAME, input=json.dumps(request), **base)
+        task = new_task(TaskKind.HTTP, HTTP_ACTIVITY_NAME, input=json.dumps(request))
         event = h.task_scheduled(ts, task_id, HTTP_ACTIVITY_NAME, task.input)
     elif kind in (CONTINUE_AS_NEW,):
         return None

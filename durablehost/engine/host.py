@@ -10,6 +10,7 @@ import json
 import re
 import time
 import uuid
+from collections.abc import Callable
 from dataclasses import replace
 from datetime import datetime
 from typing import Any
@@ -58,7 +59,12 @@ def validate_instance_id(instance_id: str) -> None:
 
 def validate_event_name(name: str) -> None:
     if not _EVENT_NAME.match(name):
-        raise ValueError("event names must be 1-128 characters without '/', '\\', '#', '?' or control characters")
+        raise ValueError(
+            "event names must be 1-128 characters without '/', '\\', '#', '?' or control characters"
+        )
+
+
+_Change = Callable[[InstanceRecord], tuple[InstanceRecord, list[HistoryEvent]] | None]
 
 
 class DurableHost:
@@ -96,7 +102,9 @@ class DurableHost:
 
     # ------------------------------------------------------------------ starting
 
-    async def start_new(self, name: str, instance_id: str | None = None, input_text: str | None = None) -> str:
+    async def start_new(
+        self, name: str, instance_id: str | None = None, input_text: str | None = None
+    ) -> str:
         """Create an instance. Refused while an instance with the id runs; a finished one is replaced."""
         orchestrator = self.functions.orchestrator(name)
         instance_id = instance_id if instance_id is not None else uuid.uuid4().hex
@@ -164,7 +172,7 @@ class DurableHost:
 
     # ------------------------------------------------------------------ state changes
 
-    async def _change(self, instance_id: str, action: str, change: Any) -> InstanceRecord:
+    async def _change(self, instance_id: str, action: str, change: _Change) -> InstanceRecord:
         """Apply ``change(record) -> (record, events)`` under the instance ETag, retrying on races."""
         for _ in range(20):
             loaded = await self.repo.load(instance_id)
@@ -218,7 +226,11 @@ class DurableHost:
             record.suspended_from = record.status
             record.status = RuntimeStatus.SUSPENDED
             record.last_updated_time = now
-            return record, [orchestrator_started(now), execution_suspended(now, reason), orchestrator_completed(now)]
+            return record, [
+                orchestrator_started(now),
+                execution_suspended(now, reason),
+                orchestrator_completed(now),
+            ]
 
         await self._change(instance_id, "suspend", change)
 
@@ -230,7 +242,11 @@ class DurableHost:
             record.status = record.suspended_from or RuntimeStatus.RUNNING
             record.suspended_from = None
             record.last_updated_time = now
-            return record, [orchestrator_started(now), execution_resumed(now, reason), orchestrator_completed(now)]
+            return record, [
+                orchestrator_started(now),
+                execution_resumed(now, reason),
+                orchestrator_completed(now),
+            ]
 
         await self._change(instance_id, "resume", change)
         await self._wake(instance_id)
@@ -267,7 +283,9 @@ class DurableHost:
         status = status_json(record, show_input=show_input)
         if show_history:
             events = await self.repo.read_history(instance_id, record.history_count)
-            status["historyEvents"] = public_history(events, show_output=show_history_output, show_input=show_input)
+            status["historyEvents"] = public_history(
+                events, show_output=show_history_output, show_input=show_input
+            )
         return status
 
     async def list_instances(
@@ -286,7 +304,10 @@ class DurableHost:
         if created_to is not None:
             where.append(Condition("CreatedTime", "le", created_to))
         if prefix:
-            where += [Condition("PartitionKey", "ge", prefix), Condition("PartitionKey", "lt", prefix + "\uffff")]
+            where += [
+                Condition("PartitionKey", "ge", prefix),
+                Condition("PartitionKey", "lt", prefix + "\uffff"),
+            ]
         records, token = await self.repo.query_records(where, page_size=page_size, continuation=continuation)
         if runtime_status:
             wanted = set(runtime_status)
@@ -324,7 +345,9 @@ _HIDDEN = {
 }
 
 
-def public_history(events: list[HistoryEvent], *, show_output: bool, show_input: bool) -> list[dict[str, Any]]:
+def public_history(
+    events: list[HistoryEvent], *, show_output: bool, show_input: bool
+) -> list[dict[str, Any]]:
     """``historyEvents`` as the extension shapes them (ext DurableClient.cs:938-1040, protocol §5.3)."""
     scheduled = {
         e["EventId"]: e
@@ -367,10 +390,11 @@ def public_history(events: list[HistoryEvent], *, show_output: bool, show_input:
 
 
 def _pascal(kind: EventType) -> str:
-    return "".join(part.capitalize() for part in kind.name.split("_")).replace(
-        "SubOrchestrationCreated", "SubOrchestrationInstanceCreated"
-    ).replace("SubOrchestrationCompleted", "SubOrchestrationInstanceCompleted").replace(
-        "SubOrchestrationFailed", "SubOrchestrationInstanceFailed"
+    return (
+        "".join(part.capitalize() for part in kind.name.split("_"))
+        .replace("SubOrchestrationCreated", "SubOrchestrationInstanceCreated")
+        .replace("SubOrchestrationCompleted", "SubOrchestrationInstanceCompleted")
+        .replace("SubOrchestrationFailed", "SubOrchestrationInstanceFailed")
     )
 
 

@@ -47,7 +47,9 @@ async def perform_http_call(request_json: str | None) -> HttpOutcome:
     try:
         async with (
             aiohttp.ClientSession(timeout=_TIMEOUT) as session,
-            session.request(method, uri, data=_request_body(request.get("content")), headers=headers) as response,
+            session.request(
+                method, uri, data=_request_body(request.get("content")), headers=headers
+            ) as response,
         ):
             content = await response.text()
             result = {

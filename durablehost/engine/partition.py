@@ -144,7 +144,10 @@ class InstanceRepository:
 
     async def list_tasks(self, instance_id: str) -> list[Entity]:
         rows = self.store.query(
-            self.table, partition_key=instance_id, row_key_from=TASK_PREFIX, row_key_to=chr(ord(TASK_PREFIX) + 1)
+            self.table,
+            partition_key=instance_id,
+            row_key_from=TASK_PREFIX,
+            row_key_to=chr(ord(TASK_PREFIX) + 1),
         )
         return [e async for e in rows]
 
@@ -212,7 +215,9 @@ class InstanceRepository:
             )
             for offset, event in enumerate(new_history)
         ]
-        body += [Op.upsert(instance_id, t.row_key, t.to_properties(), UpdateMode.REPLACE) for t in upsert_tasks]
+        body += [
+            Op.upsert(instance_id, t.row_key, t.to_properties(), UpdateMode.REPLACE) for t in upsert_tasks
+        ]
         deletes = [Op.delete(instance_id, key) for key in delete_rows]
         etag = record.etag
         per_batch = MAX_BATCH - 1
@@ -228,7 +233,9 @@ class InstanceRepository:
             for chunk in _ops_in_batches(head, per_batch):
                 marker = Op.update(instance_id, INSTANCE_ROW, {"CommitInProgress": True}, etag=etag)
                 etag = await self._transact_guarded(instance_id, [*chunk, marker])
-        final = Op.update(instance_id, INSTANCE_ROW, record.to_properties(), etag=etag, mode=UpdateMode.REPLACE)
+        final = Op.update(
+            instance_id, INSTANCE_ROW, record.to_properties(), etag=etag, mode=UpdateMode.REPLACE
+        )
         etag = await self._transact_guarded(instance_id, [*final_body, final])
         record.etag = etag
         if deletes:
@@ -271,7 +278,12 @@ class InstanceRepository:
         """
         try:
             task.etag = await self.store.update(
-                self.table, instance_id, task.row_key, task.to_properties(), etag=task.etag, mode=UpdateMode.REPLACE
+                self.table,
+                instance_id,
+                task.row_key,
+                task.to_properties(),
+                etag=task.etag,
+                mode=UpdateMode.REPLACE,
             )
         except (EtagMismatch, EntityNotFound):
             return False
@@ -409,7 +421,9 @@ class InstanceRepository:
             page_size=page_size,
             continuation=continuation,
         )
-        records = [InstanceRecord.from_properties(e.partition_key, e.properties, e.etag) for e in page.entities]
+        records = [
+            InstanceRecord.from_properties(e.partition_key, e.properties, e.etag) for e in page.entities
+        ]
         return records, page.continuation
 
 

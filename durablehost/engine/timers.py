@@ -53,7 +53,7 @@ class TimerQueue:
         return self._heap[0].fire_at if self._heap else None
 
     def pop_due(self, now: datetime) -> list[tuple[TimerKey, datetime]]:
-        due = []
+        due: list[tuple[TimerKey, datetime]] = []
         while True:
             self._drop_stale()
             if not self._heap or self._heap[0].fire_at > now:

@@ -10,7 +10,6 @@ from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-import azure.durable_functions as df
 from azure.durable_functions.models.DurableOrchestrationStatus import DurableOrchestrationStatus
 from azure.functions._durable_functions import _serialize_custom_object
 
@@ -66,7 +65,9 @@ class TestClient:
         self, instance_id: str, event_name: str, body_text: str | None, *, idempotency_key: str | None = None
     ) -> bool:
         """Raise with a raw JSON body, as ``curl -d '{"approved": true}'`` to the HTTP API does."""
-        return await self._host.raise_event(instance_id, event_name, body_text, idempotency_key=idempotency_key)
+        return await self._host.raise_event(
+            instance_id, event_name, body_text, idempotency_key=idempotency_key
+        )
 
     async def get_status(
         self,
@@ -155,7 +156,9 @@ class DurableTestHost:
         await self.clock.set(target)
         await self.run_until_idle(timeout)
 
-    async def wait_for_completion(self, instance_id: str, timeout: float = 30.0) -> DurableOrchestrationStatus:
+    async def wait_for_completion(
+        self, instance_id: str, timeout: float = 30.0
+    ) -> DurableOrchestrationStatus:
         """Run until idle and return the status (advancing no time)."""
         await self.run_until_idle(timeout)
         return await self.client.get_status(instance_id)

@@ -119,7 +119,9 @@ async def test_retry_succeeds_on_the_third_attempt_with_protocol_ids(basic_host:
     }
 
 
-async def test_exhausted_retries_fail_the_instance_with_the_activity_error(basic_host: DurableTestHost) -> None:
+async def test_exhausted_retries_fail_the_instance_with_the_activity_error(
+    basic_host: DurableTestHost,
+) -> None:
     instance_id = await basic_host.client.start_new("flaky_with_retry", client_input={"succeed_on": 99})
     await basic_host.advance(timedelta(minutes=1))
     status = await basic_host.client.get_status(instance_id)
@@ -245,7 +247,9 @@ async def test_suspended_instance_buffers_events_until_resumed(basic_host: Durab
     await basic_host.client.raise_event_raw(instance_id, "step", "1")
     await basic_host.client.raise_event_raw(instance_id, "step", "2")
     await basic_host.run_until_idle()
-    assert (await basic_host.client.get_status(instance_id)).runtime_status == df.OrchestrationRuntimeStatus.Suspended
+    assert (
+        await basic_host.client.get_status(instance_id)
+    ).runtime_status == df.OrchestrationRuntimeStatus.Suspended
     await basic_host.client.resume(instance_id, "done")
     status = await basic_host.wait_for_completion(instance_id)
     assert status.runtime_status == Completed

@@ -90,7 +90,7 @@ def raises(context: df.DurableOrchestrationContext):
 def bad_result(context: df.DurableOrchestrationContext):
     try:
         yield context.call_activity("not_serializable", None)
-    except Exception as exc:  # noqa: BLE001 - the test checks what the orchestrator saw
+    except Exception as exc:
         return {"caught": str(exc)}
     return {"caught": None}
 
