@@ -13,10 +13,10 @@ from shared.llm import LLMBadResponse, complete_json
 bp = df.Blueprint()
 
 PLAN_SYSTEM = (
-    "You are an agent planner. Answer with a JSON object {\"actions\": [{\"name\": str, "
-    "\"description\": str}]} of at most max_steps actions that achieve the goal."
+    'You are an agent planner. Answer with a JSON object {"actions": [{"name": str, '
+    '"description": str}]} of at most max_steps actions that achieve the goal.'
 )
-EXECUTE_SYSTEM = "You carry out one planned action. Answer with a JSON object {\"output\": str}."
+EXECUTE_SYSTEM = 'You carry out one planned action. Answer with a JSON object {"output": str}.'
 
 
 @bp.activity_trigger(input_name="payload")

@@ -20,8 +20,9 @@ bp = df.Blueprint()
 
 
 def _rejectable(call: Callable[[], dict[str, Any]]) -> dict[str, Any]:
+    """The service result with ``"status": "ok"``, or ``{"status": "rejected", "reason"}``."""
     try:
-        return {"status": "ok", **call()}
+        return {**call(), "status": "ok"}
     except ServiceValidationError as exc:
         return {"status": "rejected", "reason": str(exc)}
 

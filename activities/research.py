@@ -18,14 +18,14 @@ from shared.llm import LLMBadResponse, LLMRequestRejected, complete_json
 bp = df.Blueprint()
 
 PLAN_SYSTEM = (
-    "You plan web research. Answer with a JSON object {\"queries\": [...]} holding exactly num_queries "
+    'You plan web research. Answer with a JSON object {"queries": [...]} holding exactly num_queries '
     "distinct search queries that together cover the topic."
 )
 RESEARCH_SYSTEM = (
-    "You research one query about a topic. Answer with a JSON object {\"findings\": str, \"sources\": [str]}."
+    'You research one query about a topic. Answer with a JSON object {"findings": str, "sources": [str]}.'
 )
 SYNTHESIS_SYSTEM = (
-    "You merge research findings. Answer with a JSON object {\"summary\": str, \"key_points\": [str]}."
+    'You merge research findings. Answer with a JSON object {"summary": str, "key_points": [str]}.'
 )
 
 

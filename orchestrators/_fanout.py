@@ -8,6 +8,8 @@ from typing import Any
 import azure.durable_functions as df
 from azure.durable_functions.models.Task import TaskBase
 
+from orchestrators._failures import failure_reason
+
 
 def gather_settled(
     context: df.DurableOrchestrationContext, tasks: Sequence[TaskBase]
@@ -27,6 +29,6 @@ def gather_settled(
             try:
                 settled.append({"ok": True, "value": (yield task)})
             except Exception as exc:  # recorded as this task's failure
-                settled.append({"ok": False, "error": str(exc)})
+                settled.append({"ok": False, "error": failure_reason(exc)})
         return settled
     return [{"ok": True, "value": value} for value in values]

@@ -24,6 +24,7 @@ from typing import Any
 
 import azure.durable_functions as df
 
+from orchestrators._failures import failure_reason
 from orchestrators._inputs import as_mapping, integer, number, retry_options, text
 from shared.idempotency import idempotency_key
 
@@ -56,7 +57,7 @@ def _step(
             activity, retry, {**payload, "key": idempotency_key(context.instance_id, step)}
         )
     except Exception as exc:  # the retries are spent: the saga decides, with the reason recorded
-        return {"status": "failed", "reason": str(exc)}
+        return {"status": "failed", "reason": failure_reason(exc)}
     return result
 
 

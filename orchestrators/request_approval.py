@@ -28,6 +28,7 @@ from typing import Any
 
 import azure.durable_functions as df
 
+from orchestrators._failures import failure_reason
 from orchestrators._inputs import InputError, as_mapping, choice, integer, iso, number, retry_options, text
 from shared.idempotency import idempotency_key
 
@@ -199,7 +200,7 @@ def _send_reminder(
     try:
         yield context.call_activity_with_retry("send_notification", params.retry, message)
     except Exception as exc:  # logged; the wait goes on without this reminder
-        _log(context, "reminder %d failed: %s", number_, exc)
+        _log(context, "reminder %d failed: %s", number_, failure_reason(exc))
 
 
 @bp.orchestration_trigger(context_name="context")

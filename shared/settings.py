@@ -116,9 +116,7 @@ def parse_transient_failures(raw: str) -> dict[str, int]:
         operation, sep, count = item.partition("=")
         operation = operation.strip()
         if not sep or "." not in operation:
-            raise SettingsError(
-                f"FAKE_TRANSIENT_FAILURES entry {item!r} must look like service.operation=N"
-            )
+            raise SettingsError(f"FAKE_TRANSIENT_FAILURES entry {item!r} must look like service.operation=N")
         try:
             failures[operation] = int(count)
         except ValueError:

@@ -42,7 +42,7 @@ class FlightService(FakeService):
                 "flight": flight,
                 "date": travel_date,
                 "passengers": passengers,
-                "status": "held",
+                "state": "held",
             },
         )
 
@@ -50,10 +50,10 @@ class FlightService(FakeService):
         """Confirm a held booking."""
         if not booking_ref:
             raise ServiceValidationError("confirm needs a booking reference")
-        return self._idempotent("confirm", key, lambda: {"booking_ref": booking_ref, "status": "confirmed"})
+        return self._idempotent("confirm", key, lambda: {"booking_ref": booking_ref, "state": "confirmed"})
 
     def cancel(self, key: str, booking_ref: str) -> dict[str, Any]:
         """Release a held booking (the saga's compensation)."""
         if not booking_ref:
             raise ServiceValidationError("cancel needs a booking reference")
-        return self._idempotent("cancel", key, lambda: {"booking_ref": booking_ref, "status": "cancelled"})
+        return self._idempotent("cancel", key, lambda: {"booking_ref": booking_ref, "state": "cancelled"})

@@ -22,6 +22,6 @@ class NotificationService(FakeService):
 
         def deliver() -> dict[str, Any]:
             logger.info("notification to %s: %s", recipient, subject)
-            return {"recipient": recipient, "subject": subject, "body": body, "status": "sent"}
+            return {"recipient": recipient, "subject": subject, "body": body, "state": "sent"}
 
         return self._idempotent("send", key, deliver)

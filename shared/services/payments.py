@@ -32,11 +32,11 @@ class PaymentService(FakeService):
         return self._idempotent(
             "charge",
             key,
-            lambda: {"charge_id": charge_id, "amount": amount, "currency": currency, "status": "captured"},
+            lambda: {"charge_id": charge_id, "amount": amount, "currency": currency, "state": "captured"},
         )
 
     def refund(self, key: str, charge_id: str) -> dict[str, Any]:
         """Refund a captured charge (compensation when confirmation fails)."""
         if not charge_id:
             raise ServiceValidationError("refund needs a charge id")
-        return self._idempotent("refund", key, lambda: {"charge_id": charge_id, "status": "refunded"})
+        return self._idempotent("refund", key, lambda: {"charge_id": charge_id, "state": "refunded"})
