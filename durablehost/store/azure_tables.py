@@ -17,6 +17,7 @@ from __future__ import annotations
 import base64
 import json
 from collections.abc import AsyncIterator, Mapping, Sequence
+from dataclasses import replace
 from datetime import UTC, datetime
 from typing import Any, NoReturn
 
@@ -29,14 +30,8 @@ from azure.core.exceptions import (
     ServiceRequestError,
     ServiceResponseError,
 )
-from azure.data.tables import (
-    EdmType,
-    EntityProperty,
-    TableTransactionError,
-)
-from azure.data.tables import (
-    UpdateMode as SdkUpdateMode,
-)
+from azure.data.tables import EdmType, EntityProperty, TableTransactionError
+from azure.data.tables import UpdateMode as SdkUpdateMode
 from azure.data.tables.aio import TableClient, TableServiceClient
 
 from durablehost.azurite import STANDARD_PORTS, connection_string
@@ -111,11 +106,11 @@ def _from_sdk_value(value: Any) -> PropertyValue | None:
     return value  # type: ignore[no-any-return]
 
 
-def _from_sdk(raw: Mapping[str, Any], select: Sequence[str] | None = None) -> Entity:
+def _from_sdk(raw: Mapping[str, Any]) -> Entity:
     metadata: Mapping[str, Any] = getattr(raw, "metadata", {})
     properties: dict[str, PropertyValue] = {}
     for name, value in raw.items():
-        if name in _KEYS or (select is not None and name not in select):
+        if name in _KEYS:
             continue
         converted = _from_sdk_value(value)
         if converted is not None:
@@ -421,11 +416,12 @@ class AzureTableStore:
             entities: list[Entity] = []
             async for page in pager:
                 async for raw in page:
-                    entity = _from_sdk(raw, select)
-                    if where and not matches(
-                        entity.partition_key, entity.row_key, _from_sdk(raw).properties, where
-                    ):
+                    entity = _from_sdk(raw)
+                    if where and not matches(entity.partition_key, entity.row_key, entity.properties, where):
                         continue
+                    if select is not None:
+                        chosen = {n: entity.properties[n] for n in select if n in entity.properties}
+                        entity = replace(entity, properties=chosen)
                     entities.append(entity)
                 break
             next_token = pager.continuation_token
