@@ -23,13 +23,13 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from durablehost.azurite import Azurite
-from durablehost.store import Op, SqliteTableStore, TableStore, UpdateMode
+from durablehost.store import Op, Properties, SqliteTableStore, TableStore, UpdateMode
 from durablehost.store.azure_tables import AzureTableStore
 
 RESULTS = Path(__file__).resolve().parent / "results"
 CONCURRENCY = 64
 # ~200 bytes, like the history rows of a small orchestration.
-PAYLOAD = {"Name": "SayHello", "Input": '"Tokyo"' * 20, "Seq": 3, "Flag": True}
+PAYLOAD: Properties = {"Name": "SayHello", "Input": '"Tokyo"' * 20, "Seq": 3, "Flag": True}
 
 
 @dataclass
