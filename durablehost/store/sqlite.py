@@ -384,15 +384,20 @@ class SqliteTableStore:
         sql.append("ORDER BY pk, rk")
         entities: list[Entity] = []
         # The cursor steps lazily along the primary key; stop at the first row after a full page.
-        for pk, rk, etag, ts, props in self._conn.execute(" ".join(sql), args):
-            if len(entities) == page_size:
-                return Page(entities, _encode_token(pk, rk))
-            properties = _decode(props)
-            if where and not matches(pk, rk, properties, where):
-                continue
-            if select is not None:
-                properties = {n: properties[n] for n in select if n in properties}
-            entities.append(Entity(pk, rk, properties, etag, _EPOCH + timedelta(microseconds=ts)))
+        # Closing it ends the statement's read snapshot at once rather than whenever it is collected.
+        cursor = self._conn.execute(" ".join(sql), args)
+        try:
+            for pk, rk, etag, ts, props in cursor:
+                if len(entities) == page_size:
+                    return Page(entities, _encode_token(pk, rk))
+                properties = _decode(props)
+                if where and not matches(pk, rk, properties, where):
+                    continue
+                if select is not None:
+                    properties = {n: properties[n] for n in select if n in properties}
+                entities.append(Entity(pk, rk, properties, etag, _EPOCH + timedelta(microseconds=ts)))
+        finally:
+            cursor.close()
         return Page(entities, None)
 
     async def close(self) -> None:
