@@ -1,0 +1,136 @@
+"""What ``durablehost start`` reads from the app folder: ``local.settings.json`` and ``host.json``.
+
+As ``func start`` does, the ``Values`` of ``local.settings.json`` become environment variables unless
+they are already set, and ``Host.LocalHttpPort`` is the default port. From ``host.json``:
+``extensions.http.routePrefix`` (default ``api``), ``extensions.durableTask.hubName`` (default
+``DurableHost``; ``%Setting%`` references are resolved from the environment) and
+``maxConcurrentActivityFunctions`` / ``maxConcurrentOrchestratorFunctions``.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+from collections.abc import MutableMapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+DEFAULT_HUB = "DurableHost"
+DEFAULT_ROUTE_PREFIX = "api"
+_HUB_NAME = re.compile(r"^[A-Za-z][A-Za-z0-9]{2,44}$")
+_SETTING_REFERENCE = re.compile(r"^%([^%]+)%$")
+
+
+class ConfigError(ValueError):
+    """The app's configuration files cannot be used; the message names the file and the problem."""
+
+
+@dataclass(frozen=True)
+class HostJson:
+    route_prefix: str = DEFAULT_ROUTE_PREFIX
+    hub_name: str = DEFAULT_HUB
+    max_activities: int | None = None
+    max_orchestrations: int | None = None
+
+
+@dataclass(frozen=True)
+class LocalSettings:
+    values: dict[str, str]
+    http_port: int | None
+
+
+def _read_json(path: Path) -> Any:
+    try:
+        # utf-8-sig: files saved by Windows tools start with a BOM.
+        return json.loads(path.read_text(encoding="utf-8-sig"))
+    except (OSError, ValueError) as exc:
+        raise ConfigError(f"{path} cannot be read as JSON: {exc}") from exc
+
+
+def read_local_settings(app_dir: Path) -> LocalSettings:
+    path = app_dir / "local.settings.json"
+    if not path.is_file():
+        return LocalSettings(values={}, http_port=None)
+    data = _read_json(path)
+    if not isinstance(data, dict):
+        raise ConfigError(f"{path}: expected a JSON object")
+    if data.get("IsEncrypted") is True:
+        raise ConfigError(f"{path} is encrypted (IsEncrypted: true); durablehost reads plain settings only")
+    raw_values = data.get("Values") or {}
+    if not isinstance(raw_values, dict):
+        raise ConfigError(f"{path}: 'Values' must be an object of settings")
+    values = {str(k): "" if v is None else str(v) for k, v in raw_values.items()}
+    port = (data.get("Host") or {}).get("LocalHttpPort") if isinstance(data.get("Host"), dict) else None
+    if port is not None and not (isinstance(port, int) and 0 <= port <= 65535):
+        raise ConfigError(f"{path}: Host.LocalHttpPort must be a port number, not {port!r}")
+    return LocalSettings(values=values, http_port=port)
+
+
+def apply_settings(values: dict[str, str], environ: MutableMapping[str, str]) -> list[str]:
+    """Put settings into the environment unless already set (as ``func start``). Returns the names set."""
+    applied = []
+    for name, value in values.items():
+        if name not in environ:
+            environ[name] = value
+            applied.append(name)
+    return applied
+
+
+def read_host_json(app_dir: Path, environ: MutableMapping[str, str] | None = None) -> HostJson:
+    env = os.environ if environ is None else environ
+    path = app_dir / "host.json"
+    if not path.is_file():
+        return HostJson()
+    data = _read_json(path)
+    if not isinstance(data, dict):
+        raise ConfigError(f"{path}: expected a JSON object")
+    extensions = _object(data, "extensions", path)
+    http = _object(extensions, "http", path)
+    durable = _object(extensions, "durableTask", path)
+    prefix = http.get("routePrefix", DEFAULT_ROUTE_PREFIX)
+    if not isinstance(prefix, str):
+        raise ConfigError(f"{path}: extensions.http.routePrefix must be a string")
+    hub = durable.get("hubName", DEFAULT_HUB)
+    if not isinstance(hub, str):
+        raise ConfigError(f"{path}: extensions.durableTask.hubName must be a string")
+    reference = _SETTING_REFERENCE.match(hub)
+    if reference is not None:
+        hub = env.get(reference.group(1), "")
+        if not hub:
+            raise ConfigError(
+                f"{path}: hubName refers to the setting {reference.group(1)!r}, which is not set"
+            )
+    validate_hub_name(hub, str(path))
+    return HostJson(
+        route_prefix=prefix.strip("/"),
+        hub_name=hub,
+        max_activities=_positive(durable, "maxConcurrentActivityFunctions", path),
+        max_orchestrations=_positive(durable, "maxConcurrentOrchestratorFunctions", path),
+    )
+
+
+def validate_hub_name(hub: str, where: str) -> None:
+    # Azure's rule for task hub names: they become table and queue names.
+    if not _HUB_NAME.match(hub):
+        raise ConfigError(
+            f"{where}: task hub name {hub!r} is invalid: "
+            "use 3-45 ASCII letters and digits, starting with a letter"
+        )
+
+
+def _object(parent: dict[str, Any], key: str, path: Path) -> dict[str, Any]:
+    value = parent.get(key) or {}
+    if not isinstance(value, dict):
+        raise ConfigError(f"{path}: {key!r} must be an object")
+    return value
+
+
+def _positive(section: dict[str, Any], key: str, path: Path) -> int | None:
+    value = section.get(key)
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise ConfigError(f"{path}: extensions.durableTask.{key} must be a positive whole number")
+    return value

@@ -1,0 +1,291 @@
+"""``durablehost start``: configuration, store, engine and HTTP server, from startup to a drained exit.
+
+Order matters for clear failures and untouched state: the port is bound (not yet listening) first, so a
+busy port fails before the app is imported or any store is opened; the app is loaded before the store is
+opened; the engine starts before the server listens. On SIGINT/SIGTERM the listeners close, in-flight
+requests finish, the engine drains (``stop(drain=True)``), the store closes. A second signal stops
+without draining.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import errno
+import logging
+import os
+import signal
+import socket
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TextIO
+
+from aiohttp import web
+from aiohttp.abc import AbstractAccessLogger
+from aiohttp.web_request import BaseRequest
+
+from durablehost.engine.clock import WallClock
+from durablehost.engine.dispatcher import DispatcherOptions
+from durablehost.engine.host import DurableHost
+from durablehost.errors import AppLoadError, AzuriteError, DurableHostError, StoreError
+from durablehost.functions import FunctionIndex, load_app
+from durablehost.http.appconfig import (
+    ConfigError,
+    HostJson,
+    apply_settings,
+    read_host_json,
+    read_local_settings,
+    validate_hub_name,
+)
+from durablehost.http.common import DEFAULT_MAX_BODY, MANAGEMENT_PREFIX, ServerSettings
+from durablehost.http.keys import KeyConfigError, Keys
+from durablehost.http.server import build_app
+from durablehost.http.stores import STORAGE_SETTING, StoreChoice, choose_store
+from durablehost.http.triggers import TriggerTable
+
+log = logging.getLogger("durablehost")
+
+DEFAULT_PORT = 7071
+DEFAULT_BIND = "127.0.0.1"
+
+# Exit codes of `durablehost start`, documented in the CLI help.
+EXIT_OK = 0
+EXIT_CONFIG = 2  # bad arguments, settings, host.json, store spec or keys
+EXIT_APP = 3  # the app cannot be loaded
+EXIT_PORT = 4  # the port cannot be bound
+EXIT_STORE = 5  # the store (or Azurite) cannot be opened
+
+
+class StartupError(Exception):
+    def __init__(self, message: str, exit_code: int) -> None:
+        super().__init__(message)
+        self.exit_code = exit_code
+
+
+@dataclass(frozen=True)
+class StartOptions:
+    app_dir: Path
+    host: str = DEFAULT_BIND
+    port: int | None = None
+    store: str | None = None
+    task_hub: str | None = None
+    max_body: int = DEFAULT_MAX_BODY
+
+
+class _AccessLogger(AbstractAccessLogger):
+    """Method, path and status only: the query string may hold a key (``code=``) and is never logged."""
+
+    def log(self, request: BaseRequest, response: web.StreamResponse, time: float) -> None:
+        self.logger.info("%s %s -> %s (%.0f ms)", request.method, request.path, response.status, time * 1000)
+
+
+def bind_socket(host: str, port: int) -> socket.socket:
+    """Bind without listening: the port is ours, but no connection is accepted before we serve."""
+    try:
+        infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE)
+    except socket.gaierror as exc:
+        raise StartupError(f"cannot resolve the address {host!r}: {exc}", EXIT_CONFIG) from exc
+    family, _, _, _, address = infos[0]
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    try:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # restart right after a stop
+        sock.bind(address)
+    except OSError as exc:
+        sock.close()
+        if exc.errno == errno.EADDRINUSE:
+            raise StartupError(
+                f"port {port} on {host} is already in use (another durablehost or func start?); "
+                "stop it or choose another port with --port",
+                EXIT_PORT,
+            ) from exc
+        raise StartupError(f"cannot listen on {host}:{port}: {exc.strerror or exc}", EXIT_PORT) from exc
+    sock.setblocking(False)
+    return sock
+
+
+def _url_host(host: str) -> str:
+    return f"[{host}]" if ":" in host else host
+
+
+def _dispatcher_options(config: HostJson) -> DispatcherOptions:
+    defaults = DispatcherOptions()
+    return DispatcherOptions(
+        max_concurrent_activities=config.max_activities or defaults.max_concurrent_activities,
+        max_concurrent_orchestrations=config.max_orchestrations or defaults.max_concurrent_orchestrations,
+    )
+
+
+def banner(
+    index: FunctionIndex, table: TriggerTable, choice: StoreChoice, hub: str, public_url: str, out: TextIO
+) -> None:
+    """What ``func start`` prints: the functions with their triggers, HTTP ones with their URLs."""
+    lines = [
+        f"App:       {index.app_dir} ({index.script_file.name})",
+        f"Store:     {choice.store.description} ({choice.source})",
+        f"Task hub:  {hub}",
+        "",
+        "Functions:",
+        "",
+    ]
+    http = {fn.name: fn for fn in index.http}
+    for info in index.functions:
+        fn = http.get(info.name)
+        if fn is not None:
+            methods = ",".join(fn.methods) if fn.methods else "ALL"
+            lines.append(f"        {info.name}: [{methods}] {public_url}{table.url_path(fn)}")
+        else:
+            lines.append(f"        {info.name}: {info.trigger_type}")
+    lines += [
+        "",
+        f"Management API: {public_url}{MANAGEMENT_PREFIX}/",
+        f"Listening on {public_url} (Ctrl-C to stop)",
+    ]
+    print("\n".join(lines), file=out, flush=True)
+
+
+async def run(options: StartOptions, out: TextIO = sys.stdout) -> int:
+    """Serve until SIGINT/SIGTERM; returns the exit code. StartupError for a refused start."""
+    app_dir = options.app_dir.resolve()
+    if not app_dir.is_dir():
+        raise StartupError(f"the app folder {app_dir} does not exist", EXIT_APP)
+    try:
+        local = read_local_settings(app_dir)
+        apply_settings(local.values, os.environ)
+        config = read_host_json(app_dir)
+        hub = options.task_hub or config.hub_name
+        validate_hub_name(hub, "--task-hub")
+        keys = Keys.from_settings(os.environ, options.host)
+    except (ConfigError, KeyConfigError) as exc:
+        raise StartupError(str(exc), EXIT_CONFIG) from exc
+    port = options.port if options.port is not None else (local.http_port or DEFAULT_PORT)
+    sock = bind_socket(options.host, port)
+    rpc_sock = bind_socket(DEFAULT_BIND, 0) if keys.enforce else None
+    try:
+        return await _serve(options, app_dir, config, hub, keys, sock, rpc_sock, out)
+    finally:
+        sock.close()
+        if rpc_sock is not None:
+            rpc_sock.close()
+
+
+async def _serve(
+    options: StartOptions,
+    app_dir: Path,
+    config: HostJson,
+    hub: str,
+    keys: Keys,
+    sock: socket.socket,
+    rpc_sock: socket.socket | None,
+    out: TextIO,
+) -> int:
+    try:
+        index = load_app(app_dir)
+        table = TriggerTable(index.http, config.route_prefix)
+    except (AppLoadError, ValueError) as exc:
+        raise StartupError(f"cannot load the app: {exc}", EXIT_APP) from exc
+    try:
+        choice = await choose_store(options.store, os.environ.get(STORAGE_SETTING), app_dir)
+    except ValueError as exc:
+        raise StartupError(str(exc), EXIT_CONFIG) from exc
+    except (AzuriteError, StoreError) as exc:
+        raise StartupError(f"cannot open the store: {exc}", EXIT_STORE) from exc
+    try:
+        engine = DurableHost(choice.store, index, WallClock(), hub=hub, options=_dispatcher_options(config))
+        try:
+            await engine.start()
+        except DurableHostError as exc:
+            raise StartupError(f"cannot start the task hub {hub!r} on {choice.store.description}: {exc}",
+                               EXIT_STORE) from exc  # fmt: skip
+        try:
+            return await _listen(options, engine, index, table, choice, hub, keys, sock, rpc_sock, out)
+        except BaseException:
+            await engine.stop(drain=False)  # the server failed: do not leave the dispatcher running
+            raise
+    finally:
+        await choice.close()
+
+
+async def _listen(
+    options: StartOptions,
+    engine: DurableHost,
+    index: FunctionIndex,
+    table: TriggerTable,
+    choice: StoreChoice,
+    hub: str,
+    keys: Keys,
+    sock: socket.socket,
+    rpc_sock: socket.socket | None,
+    out: TextIO,
+) -> int:
+    port = sock.getsockname()[1]
+    public_url = f"http://{_url_host(options.host)}:{port}"
+    settings = ServerSettings(
+        host=engine, hub=hub, keys=keys, route_prefix=table.prefix, max_body=options.max_body
+    )
+    if rpc_sock is not None:
+        settings.rpc_base_url = f"http://{DEFAULT_BIND}:{rpc_sock.getsockname()[1]}{MANAGEMENT_PREFIX}/"
+    else:
+        settings.rpc_base_url = f"{public_url}{MANAGEMENT_PREFIX}/"
+    listeners = [(build_app(settings, table), sock)]
+    if rpc_sock is not None:
+        listeners.append((build_app(settings, table, rpc_only=True), rpc_sock))
+    runners = [
+        web.AppRunner(app, handle_signals=False, access_log_class=_AccessLogger, shutdown_timeout=10.0)
+        for app, _ in listeners
+    ]
+    signals_seen = 0
+    stop = asyncio.Event()
+    force = asyncio.Event()
+
+    def on_signal() -> None:
+        nonlocal signals_seen
+        signals_seen += 1
+        (stop if signals_seen == 1 else force).set()
+
+    loop = asyncio.get_running_loop()
+    signals = (signal.SIGINT, signal.SIGTERM)
+    for sig in signals:
+        loop.add_signal_handler(sig, on_signal)
+    try:
+        try:
+            for runner, (_, listening) in zip(runners, listeners, strict=True):
+                await runner.setup()
+                await web.SockSite(runner, listening).start()
+            banner(index, table, choice, hub, public_url, out)
+            await stop.wait()
+            log.info("stopping: no new requests; finishing in-flight work (signal again to stop at once)")
+        finally:
+            for runner in runners:
+                await runner.cleanup()  # closes the listeners, then waits for in-flight requests
+        await _close_sdk_session()
+        await _drain(engine, force)
+    finally:
+        for sig in signals:
+            loop.remove_signal_handler(sig)
+    return EXIT_OK
+
+
+async def _close_sdk_session() -> None:
+    """Close the SDK client's process-wide aiohttp session (its own private helper), else asyncio
+    reports it unclosed at exit."""
+    try:
+        from azure.durable_functions.models.utils.http_utils import _close_session
+    except ImportError:
+        return  # an SDK version without the shared session: nothing to close
+    await _close_session()
+
+
+async def _drain(engine: DurableHost, force: asyncio.Event) -> None:
+    """``stop(drain=True)``, unless a second signal asks to stop at once."""
+    drain = asyncio.create_task(engine.stop(drain=True))
+    forced = asyncio.create_task(force.wait())
+    try:
+        await asyncio.wait([drain, forced], return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        forced.cancel()
+    if not drain.done():
+        log.warning("second signal: stopping without waiting for in-flight work")
+        drain.cancel()
+        await engine.stop(drain=False)
+    else:
+        drain.result()  # re-raise a failure of the drain rather than hiding it

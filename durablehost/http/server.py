@@ -1,0 +1,120 @@
+"""The aiohttp application: one catch-all route that dispatches to the management API or a trigger.
+
+Own dispatching instead of aiohttp's router, because the Functions host matches routes
+case-insensitively, with or without a trailing slash, and instance ids may hold percent-encoded
+characters that must not split path segments.
+
+When the host is exposed (keys.py), the SDK's client inside HTTP triggers needs a key-free way to call
+the management API — Azure gives it a local-only RPC endpoint (``127.0.0.1:17071``). Here that is a
+second listener on ``127.0.0.1`` (a free port) that serves the management API only, without keys.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Awaitable, Callable
+from urllib.parse import unquote
+
+from aiohttp import web
+
+from durablehost.errors import (
+    EntityTooLarge,
+    InstanceAlreadyRunning,
+    InstanceFinished,
+    InstanceNotFound,
+    InvalidKey,
+    PayloadTooLarge,
+    StoreUnavailable,
+    UnknownFunction,
+)
+from durablehost.http import management, triggers
+from durablehost.http.common import MANAGEMENT_PREFIX, BodyTooLarge, ServerSettings, error_response
+from durablehost.http.keys import presented_key
+
+log = logging.getLogger("durablehost.http")
+
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+
+
+def management_segments(raw_path: str) -> list[str] | None:
+    """Decoded segments after the management prefix, or None if the path is not under it."""
+    segments = raw_path.split("?", 1)[0].split("/")[1:]
+    prefix = MANAGEMENT_PREFIX.strip("/").split("/")
+    if [s.lower() for s in segments[: len(prefix)]] != prefix:
+        return None
+    rest = segments[len(prefix) :]
+    if rest and rest[-1] == "":
+        rest = rest[:-1]  # one trailing slash is allowed
+    return [unquote(s, errors="strict") for s in rest]
+
+
+def build_app(
+    settings: ServerSettings, table: triggers.TriggerTable, *, rpc_only: bool = False
+) -> web.Application:
+    """The application for the public listener, or (``rpc_only``) for the key-free local RPC listener."""
+
+    async def dispatch(request: web.Request) -> web.StreamResponse:
+        try:
+            return await _route(request, settings, table, rpc_only)
+        except web.HTTPException:
+            raise
+        except Exception as exc:
+            return _error(request, exc)
+
+    app = web.Application(client_max_size=settings.max_body)
+    app.router.add_route("*", "/{tail:.*}", dispatch)
+    return app
+
+
+async def _route(
+    request: web.Request, settings: ServerSettings, table: triggers.TriggerTable, rpc_only: bool
+) -> web.StreamResponse:
+    segments = management_segments(request.raw_path)
+    if segments is not None:
+        if not rpc_only and not settings.keys.allows_management(
+            presented_key(request.query, request.headers)
+        ):
+            return error_response(401, "the management API needs a key (code= or the x-functions-key header)")
+        try:
+            return await management.handle(request, settings, segments)
+        except management.NotImplementedRoute as exc:
+            return error_response(501, str(exc))
+    if rpc_only:
+        return error_response(404, "this local listener serves the management API only")
+    return await triggers.handle(request, settings, table)
+
+
+def _error(request: web.Request, exc: Exception) -> web.Response:
+    """Map the engine's refusals to the extension's status codes; anything else is a 500 with a log."""
+    match exc:
+        case BodyTooLarge():
+            return error_response(413, str(exc))
+        case PayloadTooLarge() | EntityTooLarge():
+            return error_response(413, f"the payload cannot be stored: {exc}")
+        case UnknownFunction() | InvalidKey():
+            return error_response(400, str(exc))
+        case InstanceNotFound():
+            return error_response(404, str(exc))
+        case InstanceFinished():
+            return error_response(410, str(exc))
+        case InstanceAlreadyRunning():
+            return error_response(409, str(exc))
+        case StoreUnavailable():
+            log.error("storage unavailable on %s %s: %s", request.method, request.path, exc)
+            return error_response(503, f"storage is unavailable: {exc}")
+        case json.JSONDecodeError():
+            return error_response(400, f"the request body is not valid JSON: {exc}")
+        case UnicodeDecodeError():
+            return error_response(400, "the request is not valid UTF-8")
+        case ValueError():
+            # Bad ids, names, JSON, UTF-8, times, tokens: the request is wrong (UnicodeDecodeError and
+            # json.JSONDecodeError are ValueErrors).
+            return error_response(400, _short(exc))
+    log.error("unhandled error on %s %s", request.method, request.path, exc_info=exc)
+    return error_response(500, f"internal error ({type(exc).__name__}); see the host log")
+
+
+def _short(exc: Exception) -> str:
+    text = str(exc)
+    return text if len(text) <= 500 else text[:500] + "…"
