@@ -108,7 +108,8 @@ async def _start(
         return problem(400, str(exc))
     instance_id = await client.start_new(orchestrator, client_input=data)
     logger.info("started %s instance %s", orchestrator, instance_id)
-    return client.create_check_status_response(req, instance_id)
+    response: func.HttpResponse = client.create_check_status_response(req, instance_id)
+    return response
 
 
 @bp.route(route="requests", methods=["POST"])
