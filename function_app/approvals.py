@@ -11,7 +11,7 @@ Responses:
 * 400: the body is invalid (the message says how). 404: no such instance.
 * 409: the instance exists but is not waiting for an approval (another workflow, or a stage such as
   ``classifying`` or ``approved``). 410: it no longer takes approvals (completed, failed, terminated,
-  or the approval deadline has passed).
+  or the approval deadline has passed: custom status stage ``expired``).
 """
 
 from __future__ import annotations
@@ -70,10 +70,13 @@ def parse_approval_body(body: dict[str, Any], now: datetime) -> ApprovalDecision
     )
 
 
-def _not_awaiting(
-    instance_id: str, status: df.DurableOrchestrationStatus, now: datetime
-) -> func.HttpResponse | None:
-    """The 409/410 response when the instance cannot take an approval now, else None."""
+def _not_awaiting(instance_id: str, status: df.DurableOrchestrationStatus) -> func.HttpResponse | None:
+    """The 409/410 response when the instance cannot take an approval now, else None.
+
+    Whether the deadline has passed is read from the orchestrator's stage, not from this machine's
+    clock: the orchestrator's durable timer is the authority (and under a test host's virtual clock
+    the wall clock says nothing about the instance's time).
+    """
     if status.name != APPROVAL_ORCHESTRATOR:
         return problem(409, f"instance {instance_id} is a {status.name} run, which takes no approvals")
     runtime = status.runtime_status
@@ -82,11 +85,10 @@ def _not_awaiting(
     if runtime in _FINISHED:
         state = runtime.value if runtime else "finished"
         return problem(410, f"instance {instance_id} is {state}: it no longer takes approvals", stage=stage)
+    if stage == "expired":
+        return problem(410, f"the approval deadline of instance {instance_id} has passed", stage=stage)
     if stage != "awaiting_approval":
         return problem(409, f"instance {instance_id} is not awaiting approval (stage: {stage})", stage=stage)
-    deadline = custom.get("deadline")
-    if isinstance(deadline, str) and datetime.fromisoformat(deadline) <= now:
-        return problem(410, f"the approval deadline {deadline} has passed", stage="expiring")
     return None
 
 
@@ -103,7 +105,7 @@ async def submit_approval(req: func.HttpRequest, client: df.DurableOrchestration
     status = await client.get_status(instance_id)
     if not status:
         return problem(404, f"no instance {instance_id}")
-    refusal = _not_awaiting(instance_id, status, now)
+    refusal = _not_awaiting(instance_id, status)
     if refusal is not None:
         return refusal
 

@@ -115,7 +115,8 @@ async def test_non_json_body_is_400(routes: dict[str, Any]) -> None:
         (_status(name="research_orchestrator"), 409, "research_orchestrator run, which takes no approvals"),
         (_status(stage="classifying"), 409, "not awaiting approval (stage: classifying)"),
         (_status(runtime="Completed", stage="done"), 410, "Completed: it no longer takes approvals"),
-        (_status(deadline="2020-01-01T00:00:00+00:00"), 410, "deadline 2020-01-01T00:00:00+00:00 has passed"),
+        (_status(stage="expired", policy="escalate"), 410, "approval deadline of instance i1 has passed"),
+        (_status(stage="approved"), 409, "not awaiting approval (stage: approved)"),
     ],
 )
 async def test_instances_not_awaiting_approval_are_refused(
