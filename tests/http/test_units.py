@@ -1,0 +1,88 @@
+"""Unit tests of the pure parts: route templates, configuration files, start input decoding, paths."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from durablehost.http.appconfig import ConfigError, apply_settings, read_host_json, read_local_settings
+from durablehost.http.management import start_input
+from durablehost.http.routes import RouteError, compile_route, match_route, sort_routes
+from durablehost.http.server import management_segments
+
+
+def test_route_templates() -> None:
+    route = compile_route("api/orchestrators/{functionName}/{instanceId?}", "start")
+    assert route.match("/api/orchestrators/hello") == {"functionName": "hello"}
+    assert route.match("/API/Orchestrators/hello/abc/") == {"functionName": "hello", "instanceId": "abc"}
+    assert route.match("/api/orchestrators") is None
+    assert route.match("/api/orchestrators/a/b/c") is None
+    typed = compile_route("items/{id:int}", "item")
+    assert typed.match("/items/42") == {"id": "42"}
+    assert typed.match("/items/abc") is None
+    assert typed.match("/items/99999999999") is None  # beyond int32
+    assert compile_route("x/{n:int?}", "x").match("/x") == {}
+    assert compile_route("x/{n=7}", "x").match("/x") == {"n": "7"}
+    assert compile_route("files/{*rest}", "f").match("/files/a/b") == {"rest": "a/b"}
+    assert compile_route("f/{name}.{ext}", "f").match("/f/report.pdf") == {"name": "report", "ext": "pdf"}
+    assert compile_route("g/{id:guid}", "g").match("/g/not-a-guid") is None
+    with pytest.raises(RouteError):
+        compile_route("a/{x?}/b", "bad")
+    with pytest.raises(RouteError):
+        compile_route("a/{x}/{X}", "bad")
+
+
+def test_literal_routes_win_over_parameters() -> None:
+    routes = sort_routes([compile_route("items/{id}", "by-id"), compile_route("items/new", "new")])
+    found = match_route(routes, "/items/new")
+    assert found is not None and found[0].target == "new"
+    found = match_route(routes, "/items/7")
+    assert found is not None and found[0].target == "by-id"
+
+
+def test_start_input_decoding() -> None:
+    # The SDK double-encodes (§5.4): the decoded string is the input text.
+    assert start_input(json.dumps(json.dumps({"a": 1})).encode()) == '{"a": 1}'
+    assert start_input(b'{"a": 1}') == '{"a": 1}'
+    assert start_input(b'"plain text"') == '"plain text"'
+    assert start_input(b"  ") is None
+    with pytest.raises(ValueError):
+        start_input(b"{nope")
+    with pytest.raises(ValueError):
+        start_input(b"\xff")
+
+
+def test_management_segments() -> None:
+    assert management_segments("/runtime/webhooks/durabletask/instances/a%2Fb?x=1") == ["instances", "a/b"]
+    assert management_segments("/Runtime/WebHooks/DurableTask/instances/") == ["instances"]
+    assert management_segments("/runtime/webhooks/durabletask") == []
+    assert management_segments("/api/instances") is None
+
+
+def test_local_settings_and_host_json(tmp_path: Path) -> None:
+    (tmp_path / "local.settings.json").write_text(
+        '\ufeff{"Values": {"A": "1", "B": 2, "HUB": "FromSetting"}, "Host": {"LocalHttpPort": 7072}}',
+        encoding="utf-8",
+    )
+    local = read_local_settings(tmp_path)
+    assert local.values == {"A": "1", "B": "2", "HUB": "FromSetting"} and local.http_port == 7072
+    environ = {"A": "already"}
+    assert apply_settings(local.values, environ) == ["B", "HUB"]
+    assert environ == {"A": "already", "B": "2", "HUB": "FromSetting"}
+    assert read_host_json(tmp_path).hub_name == "DurableHost"
+    (tmp_path / "host.json").write_text(
+        '{"extensions": {"http": {"routePrefix": "/"}, "durableTask": {"hubName": "%HUB%", '
+        '"maxConcurrentOrchestratorFunctions": 3}}}'
+    )
+    config = read_host_json(tmp_path, environ)
+    assert (config.route_prefix, config.hub_name, config.max_orchestrations) == ("", "FromSetting", 3)
+    (tmp_path / "host.json").write_text(
+        '{"extensions": {"durableTask": {"maxConcurrentActivityFunctions": 0}}}'
+    )
+    with pytest.raises(ConfigError, match="positive"):
+        read_host_json(tmp_path, environ)
+    (tmp_path / "local.settings.json").write_text('{"IsEncrypted": true, "Values": {}}')
+    with pytest.raises(ConfigError, match="encrypted"):
+        read_local_settings(tmp_path)
