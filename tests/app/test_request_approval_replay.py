@@ -1,0 +1,210 @@
+"""The approval orchestrator replayed by the SDK's own executor over histories built by hand (the DTFx
+event shapes of df-host-protocol §1.4), asserting on the actions it emits. No host is involved: this
+is what every host, the real extension included, feeds the orchestrator."""
+
+from __future__ import annotations
+
+import importlib
+import json
+from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import pytest
+
+T0 = datetime(2026, 3, 1, 9, 0, tzinfo=UTC)
+INSTANCE = "req-1"
+NEEDS_APPROVAL = {"intent": "refund", "confidence": 0.9, "needs_approval": True, "summary": "", "tokens": 10}
+APPROVAL = {
+    "approval_id": "ap-1",
+    "approver": "alice",
+    "decision": "approve",
+    "comment": "",
+    "decided_at": "x",
+}
+
+Event = dict[str, Any]
+
+
+def _ts(moment: datetime) -> str:
+    return moment.strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+def _event(kind: int, at: datetime, **fields: Any) -> Event:
+    return {"EventType": kind, "EventId": -1, "IsPlayed": False, "Timestamp": _ts(at), **fields}
+
+
+def orchestrator_started(at: datetime) -> Event:
+    return _event(12, at)
+
+
+def execution_started(at: datetime, data: Any) -> Event:
+    return _event(0, at, Name="request_approval_orchestrator", Version="", Input=json.dumps(data))
+
+
+def task_completed(at: datetime, task_id: int, result: Any) -> Event:
+    return _event(5, at, TaskScheduledId=task_id, Result=json.dumps(result))
+
+
+def timer_fired(at: datetime, timer_id: int) -> Event:
+    return _event(11, at, TimerId=timer_id, FireAt=_ts(at))
+
+
+def approval_raised(at: datetime, data: Any) -> Event:
+    # As on Azure: the SDK client posts json.dumps(json.dumps(v)) and the extension stores that body as
+    # the event input, so the orchestrator receives the *string* json.dumps(v) (df-host-protocol §5.4).
+    return _event(15, at, Name="approval", Input=json.dumps(json.dumps(data)))
+
+
+class Replay:
+    """Grows a history episode by episode and runs the orchestrator over it."""
+
+    def __init__(self, handle: Callable[[str], str], data: dict[str, Any]) -> None:
+        self._handle = handle
+        self.data = data
+        self.history: list[Event] = []
+
+    def episode(self, at: datetime, *events: Event) -> dict[str, Any]:
+        """Append an episode (the first one starts the execution) and run the orchestrator over it all."""
+        if not self.history:
+            self.history = [orchestrator_started(at), execution_started(at, self.data), *events]
+        else:
+            self.history += [orchestrator_started(at), *events]
+        payload = {
+            "history": self.history,
+            "input": json.dumps(self.data),
+            "instanceId": INSTANCE,
+            "isReplaying": False,
+            "parentInstanceId": None,
+            "upperSchemaVersion": 1,
+            "upperSchemaVersionNew": 2,
+        }
+        state: dict[str, Any] = json.loads(self._handle(json.dumps(payload)))
+        return state
+
+
+def leaf_actions(state: dict[str, Any]) -> list[dict[str, Any]]:
+    """Depth-first, without the WhenAll/WhenAny containers (protocol §2.3)."""
+    out: list[dict[str, Any]] = []
+
+    def walk(action: dict[str, Any]) -> None:
+        if action["actionType"] in (11, 12):
+            for child in action["compoundActions"]:
+                walk(child)
+        else:
+            out.append(action)
+
+    for action in state["actions"][0]:
+        walk(action)
+    return out
+
+
+@pytest.fixture
+def handle(isolated_app_import: None) -> Callable[[str], str]:
+    main = importlib.import_module("main")
+    (function,) = [
+        f for f in main.app.get_functions() if f.get_function_name() == "request_approval_orchestrator"
+    ]
+    orchestrator: Callable[[str], str] = function.get_user_function()
+    return orchestrator
+
+
+def _waiting(handle: Callable[[str], str], **options: Any) -> Replay:
+    replay = Replay(handle, {"request": {"text": "refund please"}, **options})
+    replay.episode(T0)
+    replay.episode(T0 + timedelta(seconds=1), task_completed(T0 + timedelta(seconds=1), 0, NEEDS_APPROVAL))
+    return replay
+
+
+def test_waits_with_deadline_and_reminder_timers(handle: Callable[[str], str]) -> None:
+    replay = Replay(
+        handle, {"request": {"text": "refund please"}, "deadline_hours": 10, "reminder_interval_hours": 4}
+    )
+    first = replay.episode(T0)
+    assert [(a["actionType"], a.get("functionName")) for a in leaf_actions(first)] == [
+        (1, "classify_request")
+    ]
+    assert first["customStatus"] == {"stage": "classifying"}
+
+    t1 = T0 + timedelta(seconds=1)
+    state = replay.episode(t1, task_completed(t1, 0, NEEDS_APPROVAL))
+    actions = leaf_actions(state)[1:]
+    assert [a["actionType"] for a in actions] == [6, 5, 5]
+    assert actions[1]["fireAt"] == _ts(t1 + timedelta(hours=10)) and actions[2]["fireAt"] == _ts(
+        t1 + timedelta(hours=4)
+    )
+    assert state["customStatus"]["stage"] == "awaiting_approval"
+    assert state["customStatus"]["deadline"] == (t1 + timedelta(hours=10)).isoformat()
+    assert not state["isDone"]
+
+
+def test_approval_as_json_text_cancels_timers_and_acts(handle: Callable[[str], str]) -> None:
+    replay = _waiting(handle)
+    t2 = T0 + timedelta(hours=1)
+    state = replay.episode(t2, approval_raised(t2, APPROVAL))
+    actions = leaf_actions(state)
+    timers = [a for a in actions if a["actionType"] == 5]
+    assert [t["isCanceled"] for t in timers] == [True, True]
+    assert actions[-1]["functionName"] == "perform_request_action"
+    assert json.loads(actions[-1]["input"])["key"].startswith("action-")
+    assert state["customStatus"] == {"stage": "approved", "by": ["alice"]}
+
+    t3 = t2 + timedelta(seconds=1)
+    done = replay.episode(
+        t3, task_completed(t3, 3, {"reference": "ACT-1", "status": "done", "intent": "refund"})
+    )
+    assert done["isDone"]
+    assert done["output"]["outcome"] == "done"
+    assert done["output"]["approvals"] == [APPROVAL]
+
+
+def test_a_seen_approval_id_is_ignored(handle: Callable[[str], str]) -> None:
+    replay = _waiting(handle, required_approvals=2)
+    t2 = T0 + timedelta(hours=1)
+    replay.episode(t2, approval_raised(t2, APPROVAL))
+    t3 = t2 + timedelta(minutes=1)
+    state = replay.episode(t3, approval_raised(t3, {**APPROVAL, "approver": "alice-again"}))
+    assert state["customStatus"]["approvals"] == 1 and not state["isDone"]
+    assert [a["actionType"] for a in leaf_actions(state)].count(6) == 3  # a fresh wait after each event
+
+    t4 = t3 + timedelta(minutes=1)
+    state = replay.episode(t4, approval_raised(t4, {**APPROVAL, "approval_id": "ap-2", "approver": "bob"}))
+    assert state["customStatus"] == {"stage": "approved", "by": ["alice", "bob"]}
+
+
+def test_a_dict_event_is_accepted_too(handle: Callable[[str], str]) -> None:
+    replay = _waiting(handle)
+    t2 = T0 + timedelta(hours=1)
+    raw_dict_event = _event(15, t2, Name="approval", Input=json.dumps({**APPROVAL, "decision": "reject"}))
+    state = replay.episode(t2, raw_dict_event)
+    assert state["isDone"] and state["output"]["outcome"] == "rejected"
+    assert state["customStatus"] == {"stage": "rejected", "by": "alice", "comment": ""}
+
+
+def test_reminder_fires_sends_and_schedules_the_next(handle: Callable[[str], str]) -> None:
+    replay = _waiting(handle, deadline_hours=10, reminder_interval_hours=4)
+    t2 = T0 + timedelta(hours=4, seconds=1)
+    state = replay.episode(t2, timer_fired(t2, 2))
+    reminder = leaf_actions(state)[-1]
+    assert reminder["functionName"] == "send_notification"
+    assert json.loads(reminder["input"])["key"].startswith("reminder-1-")
+
+    t3 = t2 + timedelta(seconds=1)
+    state = replay.episode(t3, task_completed(t3, 3, {"state": "sent"}))
+    next_timer = leaf_actions(state)[-1]
+    assert next_timer["actionType"] == 5
+    assert next_timer["fireAt"] == _ts(T0 + timedelta(seconds=1) + timedelta(hours=8))
+    assert state["customStatus"]["reminders_sent"] == 1
+
+
+def test_deadline_escalates_when_configured(handle: Callable[[str], str]) -> None:
+    replay = _waiting(handle, deadline_hours=10, reminder_interval_hours=24, expiry_policy="escalate")
+    t2 = T0 + timedelta(hours=10, seconds=1)
+    state = replay.episode(t2, timer_fired(t2, 1))
+    escalation = leaf_actions(state)[-1]
+    assert escalation["functionName"] == "send_notification"
+    assert json.loads(escalation["input"])["recipient"] == "escalations@example.com"
+    assert state["customStatus"] == {"stage": "expired", "policy": "escalate"}
+    t3 = t2 + timedelta(seconds=1)
+    done = replay.episode(t3, task_completed(t3, 2, {"state": "sent"}))
+    assert done["output"]["outcome"] == "escalated"
