@@ -6,8 +6,9 @@ Responses:
 
 * 202 ``{"status": "accepted", "approval": …}``: recorded now and the event was raised.
 * 200 ``{"status": "duplicate", "approval": <the originally recorded decision>}``: this approval id was
-  recorded before; the event is not raised again (unless the earlier request failed before raising it,
-  see :mod:`shared.approvals`).
+  recorded and delivered before (answered even if the workflow has finished since); the event is not
+  raised again. An id recorded by a request that failed before raising the event is raised now
+  (``"redelivered": true``), see :mod:`shared.approvals`.
 * 400: the body is invalid (the message says how). 404: no such instance.
 * 409: the instance exists but is not waiting for an approval (another workflow, or a stage such as
   ``classifying`` or ``approved``). 410: it no longer takes approvals (completed, failed, terminated,
@@ -105,14 +106,19 @@ async def submit_approval(req: func.HttpRequest, client: df.DurableOrchestration
     status = await client.get_status(instance_id)
     if not status:
         return problem(404, f"no instance {instance_id}")
+    store = approval_store(load_settings())
+    # A retried request whose approval was already delivered gets its original outcome, even when the
+    # workflow has moved on since (its own approval may be what moved it).
+    earlier = store.get(instance_id, decision.approval_id)
+    if earlier is not None and earlier.delivered:
+        logger.info("approval %s for %s is a duplicate", decision.approval_id, instance_id)
+        return json_response({"status": "duplicate", "approval": earlier.decision.to_event()})
     refusal = _not_awaiting(instance_id, status)
     if refusal is not None:
         return refusal
 
-    store = approval_store(load_settings())
     created, recorded = store.record(instance_id, decision)
-    if not created and recorded.delivered:
-        logger.info("approval %s for %s is a duplicate", decision.approval_id, instance_id)
+    if not created and recorded.delivered:  # a concurrent request delivered it just now
         return json_response({"status": "duplicate", "approval": recorded.decision.to_event()})
     # A new record, or one whose event was never raised (an earlier request failed in between): raise it.
     # A second raise for the same id is harmless: the orchestrator ignores approval ids it has seen.

@@ -16,7 +16,7 @@ import threading
 from dataclasses import asdict, dataclass, replace
 from typing import Protocol
 
-from azure.core.exceptions import ResourceExistsError
+from azure.core.exceptions import ResourceExistsError, ResourceNotFoundError
 from azure.data.tables import TableClient, UpdateMode
 
 from shared.settings import Settings
@@ -59,6 +59,10 @@ class ApprovalStore(Protocol):
         """Note that the ``approval`` event for this id was raised."""
         ...
 
+    def get(self, instance_id: str, approval_id: str) -> RecordedApproval | None:
+        """The record for this approval id, if there is one."""
+        ...
+
 
 class TableApprovalStore:
     """ApprovalStore on Azure Table storage (Azurite locally)."""
@@ -73,16 +77,26 @@ class TableApprovalStore:
         try:
             self._client.create_entity(entity)
         except ResourceExistsError:
-            stored = self._client.get_entity(instance_id, decision.approval_id)
-            original = ApprovalDecision(
-                approval_id=decision.approval_id,
-                approver=str(stored["approver"]),
-                decision=str(stored["decision"]),
-                comment=str(stored.get("comment", "")),
-                decided_at=str(stored["decided_at"]),
-            )
-            return False, RecordedApproval(original, bool(stored.get("delivered", False)))
+            stored = self.get(instance_id, decision.approval_id)
+            if stored is None:  # deleted between the insert and the read: nothing sane to report
+                raise RuntimeError(f"approval {decision.approval_id} of {instance_id} vanished") from None
+            return False, stored
         return True, RecordedApproval(decision, delivered=False)
+
+    def get(self, instance_id: str, approval_id: str) -> RecordedApproval | None:
+        """Read one row."""
+        try:
+            stored = self._client.get_entity(instance_id, approval_id)
+        except ResourceNotFoundError:
+            return None
+        original = ApprovalDecision(
+            approval_id=approval_id,
+            approver=str(stored["approver"]),
+            decision=str(stored["decision"]),
+            comment=str(stored.get("comment", "")),
+            decided_at=str(stored["decided_at"]),
+        )
+        return RecordedApproval(original, bool(stored.get("delivered", False)))
 
     def mark_delivered(self, instance_id: str, approval_id: str) -> None:
         """Merge ``delivered=True`` into the row."""
@@ -112,6 +126,11 @@ class InMemoryApprovalStore:
         key = (instance_id, approval_id)
         with self._lock:
             self._rows[key] = replace(self._rows[key], delivered=True)
+
+    def get(self, instance_id: str, approval_id: str) -> RecordedApproval | None:
+        """Read one row."""
+        with self._lock:
+            return self._rows.get((instance_id, approval_id))
 
 
 _memory_store = InMemoryApprovalStore()

@@ -141,6 +141,12 @@ async def test_first_approval_raises_the_event_and_a_repeat_does_not(routes: dic
     assert answer["approval"]["decision"] == "approve" and answer["approval"]["approver"] == "alice"
     assert len(client.raised) == 1
 
+    client.status = _status(runtime="Completed", stage="done")  # the approval finished the workflow
+    code, answer = await _approve(routes, client, APPROVAL)
+    assert code == 200 and answer["status"] == "duplicate"
+    code, answer = await _approve(routes, client, {**APPROVAL, "approval_id": "ap-other"})
+    assert code == 410
+
 
 async def test_an_approval_whose_event_was_never_raised_is_raised_on_retry(routes: dict[str, Any]) -> None:
     client = StandInClient(_status())

@@ -56,7 +56,9 @@ def _decision(approval_id: str, approver: str = "alice", decision: str = "approv
 
 def test_approval_recorded_once_and_original_returned(approvals: ApprovalStore) -> None:
     instance = _unique()
+    assert approvals.get(instance, "a1") is None
     created, first = approvals.record(instance, _decision("a1"))
+    assert approvals.get(instance, "a1") == first
     assert created and first.decision == _decision("a1") and not first.delivered
     created, again = approvals.record(instance, _decision("a1", approver="mallory", decision="reject"))
     assert not created
