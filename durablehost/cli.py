@@ -133,6 +133,10 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 def _start(args: argparse.Namespace) -> int:
     logging.basicConfig(level=args.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    if args.log_level != "DEBUG":
+        # The Azure SDK logs every storage request with its headers at INFO: noise that drowns the host's
+        # own messages.
+        logging.getLogger("azure.core.pipeline.policies.http_logging_policy").setLevel(logging.WARNING)
     if args.max_body_bytes < 1:
         print("error: --max-body-bytes must be positive", file=sys.stderr)
         return EXIT_CONFIG
