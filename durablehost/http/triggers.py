@@ -74,10 +74,18 @@ async def handle(request: web.Request, settings: ServerSettings, table: TriggerT
         # The user's function (or the SDK client inside it) failed: say so briefly, log the traceback.
         log.exception("function %r failed on %s %s", fn.name, request.method, request.path)
         return error_response(500, f"function {fn.name!r} failed; see the host log for the traceback")
-    return to_aiohttp(response)
+    try:
+        return to_aiohttp(response)
+    except Exception:
+        # A response aiohttp cannot send (a status code out of range, a header with a newline …) is the
+        # function's fault too, not the caller's: 500, never the 400 a ValueError would otherwise map to.
+        log.exception("function %r returned a response that cannot be sent", fn.name)
+        return error_response(500, f"function {fn.name!r} returned an invalid response; see the host log")
 
 
 def to_aiohttp(response: func.HttpResponse) -> web.Response:
+    if not 100 <= response.status_code <= 599:
+        raise ValueError(f"status code {response.status_code} is not an HTTP status")
     headers = {k: v for k, v in response.headers.items() if k.lower() != "content-length"}
     if not any(k.lower() == "content-type" for k in headers) and response.mimetype:
         charset = f"; charset={response.charset}" if response.charset else ""

@@ -322,6 +322,8 @@ async def test_http_triggers(url: str) -> None:
     assert (status, body) == (200, b"path=")
     status, body, _ = await request("GET", f"{url}/api/boom")
     assert status == 500 and b"secret detail" not in body and b"boom" in body
+    status, body, _ = await request("GET", f"{url}/api/bad-status")
+    assert status == 500 and b"invalid response" in body
     status, _, _ = await request("GET", f"{url}/api/nothing")
     assert status == 404
     # On loopback keys are not checked (as under func start).

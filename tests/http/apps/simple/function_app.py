@@ -95,3 +95,8 @@ def two_waits(context: df.DurableOrchestrationContext):
 def fails(context: df.DurableOrchestrationContext):
     yield context.call_activity("say_hello", "x")
     raise ValueError("orchestrator gave up")
+
+
+@app.route(route="bad-status", methods=["GET"], auth_level=func.AuthLevel.ANONYMOUS)
+def bad_status(req: func.HttpRequest) -> func.HttpResponse:
+    return func.HttpResponse("x", status_code=1000)
