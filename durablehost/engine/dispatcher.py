@@ -425,6 +425,8 @@ class Dispatcher:
         task.add_done_callback(self._background.discard)
 
     async def _run_activity(self, instance_id: str, task: TaskRecord) -> None:
+        # The slot is held until the outcome is stored, so at most max_concurrent_activities results
+        # are ever unacknowledged: that bounds the re-executions after a crash.
         async with self._activity_slots:
             try:
                 activity = self.functions.activity(task.name)
@@ -436,17 +438,13 @@ class Dispatcher:
                     outcome = Outcome(TaskState.COMPLETED, result=done.result_json)
                 else:
                     outcome = Outcome(TaskState.FAILED, reason=done.reason, details=done.details)
-        await self.complete_task(instance_id, task.execution_id, task.task_id, outcome)
+            await self.complete_task(instance_id, task.execution_id, task.task_id, outcome)
 
     async def _run_http(self, instance_id: str, task: TaskRecord) -> None:
         async with self._activity_slots:
-            outcome = await perform_http_call(task.input)
-        await self.complete_task(
-            instance_id,
-            task.execution_id,
-            task.task_id,
-            Outcome(outcome.state, result=outcome.result, reason=outcome.reason, details=outcome.details),
-        )
+            done = await perform_http_call(task.input)
+            outcome = Outcome(done.state, result=done.result, reason=done.reason, details=done.details)
+            await self.complete_task(instance_id, task.execution_id, task.task_id, outcome)
 
     async def _start_child(self, instance_id: str, task: TaskRecord) -> None:
         child_id = task.child_instance_id or ""

@@ -1,0 +1,214 @@
+"""Durability with real processes: kill -9 at awkward moments, restart, and two competing hosts.
+
+Each test runs on SQLite (a file shared by the processes) and on a real Azurite.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections import Counter
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
+
+import pytest
+
+from durablehost.engine.clock import WallClock
+from durablehost.engine.history import EventType
+from durablehost.engine.host import DurableHost
+from durablehost.functions import load_app
+from durablehost.store import open_store
+
+from .host_process import HUB, options
+
+APP = Path(__file__).parent / "apps" / "crash"
+REPO = Path(__file__).resolve().parents[2]
+
+
+@pytest.fixture(params=["sqlite", pytest.param("azurite", marks=pytest.mark.azurite)])
+def store_spec(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    if request.param == "sqlite":
+        return f"sqlite:{tmp_path / 'state.sqlite'}"
+    connection: str = request.getfixturevalue("azurite_connection_string")
+    # A task hub per test keeps tests apart on the shared Azurite.
+    return connection
+
+
+@pytest.fixture
+def ledger(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    path = tmp_path / "ledger.txt"
+    path.touch()
+    monkeypatch.setenv("CRASH_LEDGER", str(path))
+    return path
+
+
+class HostProcesses:
+    def __init__(self, store_spec: str, log_dir: Path) -> None:
+        self.store_spec = store_spec
+        self.log_dir = log_dir
+        self.processes: list[subprocess.Popen[str]] = []
+
+    def spawn(self) -> subprocess.Popen[str]:
+        # stderr goes to a file: an undrained pipe would block the child once full.
+        log_path = self.log_dir / f"host-{len(self.processes)}.log"
+        with log_path.open("w") as log:
+            process = subprocess.Popen(
+                [sys.executable, "-m", "tests.engine.host_process", str(APP), self.store_spec],
+                cwd=REPO,
+                stdout=subprocess.PIPE,
+                stderr=log,
+                text=True,
+                env={**os.environ},
+            )
+        assert process.stdout is not None
+        line = process.stdout.readline()
+        assert line.strip() == "started", log_path.read_text()
+        self.processes.append(process)
+        return process
+
+    def kill(self, process: subprocess.Popen[str]) -> None:
+        process.send_signal(signal.SIGKILL)
+        process.wait(timeout=10)
+
+    def stop_all(self) -> None:
+        for process in self.processes:
+            if process.poll() is None:
+                process.kill()
+                process.wait(timeout=10)
+
+
+@pytest.fixture
+def processes(store_spec: str, ledger: Path, tmp_path: Path) -> Iterator[HostProcesses]:
+    group = HostProcesses(store_spec, tmp_path)
+    yield group
+    group.stop_all()
+
+
+@pytest.fixture
+async def client(store_spec: str) -> AsyncIterator[DurableHost]:
+    """A host that serves clients only: it never takes the hub lease, like an HTTP front end."""
+    store = open_store(store_spec)
+    host = DurableHost(store, load_app(APP), WallClock(), hub=HUB, options=options())
+    await host.start(run_dispatcher=False)
+    yield host
+    await store.close()
+
+
+async def _wait_until(predicate, timeout: float, what: str) -> None:  # type: ignore[no-untyped-def]
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if await predicate():
+            return
+        await asyncio.sleep(0.05)
+    raise AssertionError(f"timed out after {timeout}s waiting for {what}")
+
+
+async def _finished(client: DurableHost, instance_id: str) -> dict:  # type: ignore[type-arg]
+    async def done() -> bool:
+        status = await client.get_status(instance_id)
+        return status is not None and status["runtimeStatus"] in ("Completed", "Failed")
+
+    await _wait_until(done, 60, f"instance {instance_id} to finish")
+    status = await client.get_status(instance_id)
+    assert status is not None
+    return status
+
+
+def _ledger_lines(ledger: Path) -> Counter[str]:
+    return Counter(line.strip() for line in ledger.read_text().splitlines() if line.strip())
+
+
+async def _assert_one_completion_per_task(client: DurableHost, instance_id: str) -> None:
+    record = await client.get_record(instance_id)
+    assert record is not None
+    history = await client.repo.read_history(instance_id, record.history_count)
+    completed = Counter(e["TaskScheduledId"] for e in history if e["EventType"] == EventType.TASK_COMPLETED)
+    assert completed and max(completed.values()) == 1, "a task got two completions in history"
+
+
+async def test_kill_during_fan_out_then_restart_finishes_everything(
+    processes: HostProcesses, client: DurableHost, ledger: Path
+) -> None:
+    first = processes.spawn()
+    instance_id = await client.start_new("slow_fan_out", "fan", json.dumps(200))
+
+    async def some_progress() -> bool:
+        return sum(_ledger_lines(ledger).values()) >= 30
+
+    await _wait_until(some_progress, 30, "some activities to run")
+    processes.kill(first)
+    ran_before_crash = set(_ledger_lines(ledger))
+    assert len(ran_before_crash) < 200, "the crash came too late to test anything"
+
+    processes.spawn()
+    status = await _finished(client, instance_id)
+    assert status["runtimeStatus"] == "Completed"
+    assert status["output"] == [i * i for i in range(200)]
+    runs = _ledger_lines(ledger)
+    assert set(runs) == {f"square {i}" for i in range(200)}
+    # At least once: only work in flight at the crash may have run twice (8 activity slots).
+    assert sum(runs.values()) - 200 <= 8
+    await _assert_one_completion_per_task(client, instance_id)
+
+
+async def test_kill_during_retry_backoff_then_restart_retries_and_completes(
+    processes: HostProcesses, client: DurableHost, ledger: Path
+) -> None:
+    first = processes.spawn()
+    instance_id = await client.start_new("retry_after_backoff", "retry", None)
+
+    async def failed_once() -> bool:
+        return _ledger_lines(ledger)["attempt job"] >= 1
+
+    await _wait_until(failed_once, 30, "the first attempt")
+    await asyncio.sleep(0.5)  # the failure is committed and the 3 s backoff timer is waiting
+    processes.kill(first)
+    processes.spawn()
+    status = await _finished(client, instance_id)
+    assert status["runtimeStatus"] == "Completed"
+    assert status["output"] == "done after 2 attempts"
+    assert _ledger_lines(ledger)["attempt job"] == 2
+
+
+async def test_acknowledged_event_survives_a_kill(processes: HostProcesses, client: DurableHost) -> None:
+    first = processes.spawn()
+    instance_id = await client.start_new("waits_then_sleeps", "events", None)
+
+    async def waiting() -> bool:
+        record = await client.get_record(instance_id)
+        return record is not None and record.waits.get("go", 0) == 1
+
+    await _wait_until(waiting, 30, "the orchestrator to wait")
+    assert await client.raise_event(instance_id, "go", json.dumps("payload"))
+    processes.kill(first)  # maybe before, maybe after the episode: either way nothing is lost
+    processes.spawn()
+    status = await _finished(client, instance_id)
+    assert status["runtimeStatus"] == "Completed"
+    assert status["output"] == "payload"
+
+
+async def test_two_competing_processes_finish_all_work_exactly_once(
+    processes: HostProcesses, client: DurableHost, ledger: Path
+) -> None:
+    first = processes.spawn()
+    processes.spawn()
+    ids = [await client.start_new("slow_fan_out", f"compete-{n}", json.dumps(20)) for n in range(6)]
+
+    async def some_progress() -> bool:
+        return sum(_ledger_lines(ledger).values()) >= 20
+
+    await _wait_until(some_progress, 30, "some activities to run")
+    processes.kill(first)  # the standby (or the owner, whichever it was) carries on
+    for instance_id in ids:
+        status = await _finished(client, instance_id)
+        assert status["runtimeStatus"] == "Completed"
+        assert status["output"] == [i * i for i in range(20)]
+        await _assert_one_completion_per_task(client, instance_id)
+    runs = _ledger_lines(ledger)
+    assert set(runs) == {f"square {i}" for i in range(20)}
+    assert sum(runs.values()) - 6 * 20 <= 8
