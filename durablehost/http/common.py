@@ -23,7 +23,6 @@ class ServerSettings:
     host: DurableHost
     hub: str
     keys: Keys
-    route_prefix: str = "api"
     max_body: int = DEFAULT_MAX_BODY
     # Where the SDK's client sends its calls (protocol §5.1). Filled in once the listening port is known.
     rpc_base_url: str = ""

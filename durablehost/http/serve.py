@@ -220,7 +220,7 @@ async def _listen(
     port = sock.getsockname()[1]
     public_url = f"http://{_url_host(options.host)}:{port}"
     settings = ServerSettings(
-        host=engine, hub=hub, keys=keys, route_prefix=table.prefix, max_body=options.max_body
+        host=engine, hub=hub, keys=keys, max_body=options.max_body
     )
     if rpc_sock is not None:
         settings.rpc_base_url = f"http://{DEFAULT_BIND}:{rpc_sock.getsockname()[1]}{MANAGEMENT_PREFIX}/"
