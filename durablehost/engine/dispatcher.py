@@ -104,7 +104,7 @@ class Dispatcher:
     # ------------------------------------------------------------------ lifecycle
 
     async def start(self, *, wait_for_lease: bool = True) -> None:
-        self._loops.append(asyncio.create_task(self._lease_loop(), name="lease"))
+        self._loops.append(asyncio.create_task(self._keep_running("lease", self._lease_loop), name="lease"))
         if wait_for_lease:
             await self._owns_hub.wait()
 
@@ -139,8 +139,8 @@ class Dispatcher:
                     asyncio.create_task(self._episode_worker(), name=f"episodes-{i}")
                     for i in range(self.options.max_concurrent_orchestrations)
                 ]
-                self._loops.append(asyncio.create_task(self._timer_loop(), name="timers"))
-                self._loops.append(asyncio.create_task(self._wake_loop(), name="wakes"))
+                self._loops.append(asyncio.create_task(self._keep_running("timer", self._timer_loop)))
+                self._loops.append(asyncio.create_task(self._keep_running("wake", self._wake_loop)))
             elif not acquired and self._owns_hub.is_set():
                 # Another process took over (we were paused past the lease). Stop working; commits we
                 # still attempt fail on ETags, so nothing is corrupted.
@@ -211,14 +211,33 @@ class Dispatcher:
             try:
                 await self._process(instance_id)
             except Exception as exc:
-                log.exception("episode of %s failed unexpectedly", instance_id)
+                # Storage trouble or a host bug: nothing was committed. Drop the cached state and try
+                # again after a pause, so the instance is never left behind.
+                log.exception("episode of %s failed unexpectedly; retrying in 1 s", instance_id)
                 self.errors.append(exc)
                 self._states.pop(instance_id, None)
+                self._spawn(self._retry_later(instance_id, 1.0))
             finally:
                 self._running.discard(instance_id)
             if instance_id in self._again:
                 self._again.discard(instance_id)
                 self.schedule(instance_id)
+
+    async def _retry_later(self, instance_id: str, delay: float) -> None:
+        await asyncio.sleep(delay)
+        self.schedule(instance_id)
+
+    async def _keep_running(self, name: str, loop: Callable[[], Awaitable[None]]) -> None:
+        """Run a background loop forever; an unexpected error is logged and the loop restarts."""
+        while True:
+            try:
+                await loop()
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:
+                log.exception("the %s loop failed; restarting it in 1 s", name)
+                self.errors.append(exc)
+                await asyncio.sleep(1.0)
 
     # ------------------------------------------------------------------ state cache
 

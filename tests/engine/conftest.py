@@ -23,3 +23,11 @@ def _calls() -> dict[str, int]:
 
     calls: dict[str, int] = function_app.CALLS
     return calls
+
+
+@pytest.hookimpl(wrapper=True, tryfirst=True)
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]):  # type: ignore[no-untyped-def]
+    """Expose each phase's report on the test item, so fixtures can add diagnostics on failure."""
+    report = yield
+    setattr(item, f"rep_{report.when}", report)
+    return report

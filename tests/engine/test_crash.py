@@ -75,6 +75,11 @@ class HostProcesses:
         process.send_signal(signal.SIGKILL)
         process.wait(timeout=10)
 
+    def logs(self) -> str:
+        return "\n".join(
+            f"--- {path.name}\n{path.read_text()[-4000:]}" for path in sorted(self.log_dir.glob("host-*.log"))
+        )
+
     def stop_all(self) -> None:
         for process in self.processes:
             if process.poll() is None:
@@ -83,10 +88,15 @@ class HostProcesses:
 
 
 @pytest.fixture
-def processes(store_spec: str, ledger: Path, tmp_path: Path) -> Iterator[HostProcesses]:
+def processes(
+    store_spec: str, ledger: Path, tmp_path: Path, request: pytest.FixtureRequest
+) -> Iterator[HostProcesses]:
     group = HostProcesses(store_spec, tmp_path)
     yield group
     group.stop_all()
+    report = getattr(request.node, "rep_call", None)
+    if report is not None and report.failed:
+        print("host process logs:\n" + group.logs())
 
 
 @pytest.fixture

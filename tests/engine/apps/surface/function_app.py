@@ -1,0 +1,91 @@
+"""Sub-orchestrations, continue-as-new, entities and HTTP calls, written with the real SDK decorators."""
+
+import azure.durable_functions as df
+import azure.functions as func
+
+app = df.DFApp(http_auth_level=func.AuthLevel.ANONYMOUS)
+
+ATTEMPTS: dict[str, int] = {}
+
+
+@app.orchestration_trigger(context_name="context")
+def tree_root(context: df.DurableOrchestrationContext):
+    spec = context.get_input()
+    results = []
+    for branch in spec["branches"]:
+        try:
+            results.append((yield context.call_sub_orchestrator("tree_middle", branch)))
+        except Exception as exc:  # noqa: BLE001 - the test checks what propagated
+            results.append({"failed": str(exc)})
+    return results
+
+
+@app.orchestration_trigger(context_name="context")
+def tree_middle(context: df.DurableOrchestrationContext):
+    branch = context.get_input()
+    leaves = [context.call_sub_orchestrator("tree_leaf", leaf) for leaf in branch]
+    return (yield context.task_all(leaves))
+
+
+@app.orchestration_trigger(context_name="context")
+def tree_leaf(context: df.DurableOrchestrationContext):
+    value = context.get_input()
+    if value < 0:
+        raise ValueError(f"negative leaf {value}")
+    doubled = yield context.call_activity("double", value)
+    return {"leaf": value, "doubled": doubled, "parent": context.parent_instance_id}
+
+
+@app.activity_trigger(input_name="value")
+def double(value: int) -> int:
+    return value * 2
+
+
+@app.orchestration_trigger(context_name="context")
+def named_child(context: df.DurableOrchestrationContext):
+    child_id = context.get_input()
+    return (yield context.call_sub_orchestrator("tree_leaf", 21, instance_id=child_id))
+
+
+@app.orchestration_trigger(context_name="context")
+def child_with_retry(context: df.DurableOrchestrationContext):
+    options = df.RetryOptions(first_retry_interval_in_milliseconds=1000, max_number_of_attempts=3)
+    return (yield context.call_sub_orchestrator_with_retry("flaky_child", options, "job"))
+
+
+@app.orchestration_trigger(context_name="context")
+def flaky_child(context: df.DurableOrchestrationContext):
+    attempt = yield context.call_activity("count_attempt", context.get_input())
+    if attempt < 2:
+        raise RuntimeError(f"child attempt {attempt} fails")
+    return f"child ok on attempt {attempt}"
+
+
+@app.activity_trigger(input_name="key")
+def count_attempt(key: str) -> int:
+    ATTEMPTS[key] = ATTEMPTS.get(key, 0) + 1
+    return ATTEMPTS[key]
+
+
+@app.orchestration_trigger(context_name="context")
+def eternal_counter(context: df.DurableOrchestrationContext):
+    state = context.get_input()
+    value = yield context.call_activity("double", state["value"])
+    if state["generation"] + 1 < state["limit"]:
+        context.continue_as_new(
+            {"value": value // 2 + 1, "generation": state["generation"] + 1, "limit": state["limit"]}
+        )
+        return None
+    return {"value": value // 2, "generation": state["generation"]}
+
+
+@app.orchestration_trigger(context_name="context")
+def event_loop(context: df.DurableOrchestrationContext):
+    """Consumes one event per generation; events raised meanwhile must carry over."""
+    seen = context.get_input() or []
+    item = yield context.wait_for_external_event("item")
+    seen = [*seen, item]
+    if len(seen) < 3:
+        context.continue_as_new(seen)
+        return None
+    return seen
