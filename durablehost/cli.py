@@ -3,10 +3,14 @@
     durablehost start [--app-dir DIR] [--port 7071] [--host 127.0.0.1] [--store STORE] [--task-hub NAME]
     durablehost status ID | list [--status S ...] [--prefix P] | raise ID EVENT [JSON] [--idempotency-key K]
     durablehost terminate|suspend|resume ID [--reason R] | purge ID | history ID    [--url URL] [--key KEY]
+    durablehost export ID [-o FILE] [--url URL]      the history as a replayable JSON document
+    durablehost replay-check [--app-dir DIR] FILE_OR_DIR...   replay exported histories on the current code
 
 Exit codes of ``start``: 0 stopped cleanly, 2 bad arguments/settings/store/keys, 3 the app cannot be
 loaded, 4 the port cannot be bound, 5 the store cannot be opened. Management commands: 0 ok, 1 the host
-refused (not found, finished …), 2 bad arguments, 3 no host reachable at ``--url``.
+refused (not found, finished …), 2 bad arguments, 3 no host reachable at ``--url``. ``replay-check``
+(no host needed, no activity runs): 0 every history replays, 1 some do not (the report says where and
+why), 2 a file is missing or not an export, 3 the app cannot be loaded.
 """
 
 from __future__ import annotations
@@ -21,10 +25,13 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from durablehost.errors import AppLoadError
+from durablehost.functions import load_app
 from durablehost.http.client import DEFAULT_URL, ClientError, ManagementClient
 from durablehost.http.common import DEFAULT_MAX_BODY
 from durablehost.http.keys import MASTER_KEY_SETTING
 from durablehost.http.serve import EXIT_CONFIG, StartOptions, StartupError, run
+from durablehost.replay import HistoryDocumentError, check_paths
 
 STATUSES = (
     "Pending",
@@ -110,6 +117,17 @@ def _parser() -> argparse.ArgumentParser:
         sub.add_argument("--reason", default=None)
     managed("purge", "delete a finished instance and its history").add_argument("instance_id", metavar="ID")
     managed("history", "show an instance's history as a table").add_argument("instance_id", metavar="ID")
+    exporting = managed("export", "write an instance's history as a JSON document for replay-check")
+    exporting.add_argument("instance_id", metavar="ID")
+    exporting.add_argument("-o", "--output", type=Path, default=None, help="file to write (default: stdout)")
+    checking = commands.add_parser(
+        "replay-check",
+        help="replay exported histories against the app's current code; runs no activity",
+    )
+    checking.add_argument("--app-dir", type=Path, default=Path("."), help="the app folder (default: .)")
+    checking.add_argument(
+        "paths", nargs="+", type=Path, metavar="FILE_OR_DIR", help="export files, or folders of *.json"
+    )
     return parser
 
 
@@ -124,6 +142,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     if args.command == "start":
         return _start(args)
+    if args.command == "replay-check":
+        return _replay_check(args)
     try:
         return asyncio.run(_manage(args))
     except ClientError as exc:
@@ -155,6 +175,28 @@ def _start(args: argparse.Namespace) -> int:
         return exc.exit_code
 
 
+def _replay_check(args: argparse.Namespace) -> int:
+    try:
+        functions = load_app(args.app_dir)
+    except AppLoadError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 3
+    try:
+        reports = check_paths(functions, args.paths)
+    except (OSError, HistoryDocumentError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    if not reports:
+        print("error: no history documents (*.json) found", file=sys.stderr)
+        return 2
+    for report in reports:
+        print(report.describe())
+    failed = sum(not report.ok for report in reports)
+    noun = "history" if len(reports) == 1 else "histories"
+    print(f"{len(reports)} {noun} replayed, {failed} with problems")
+    return 1 if failed else 0
+
+
 async def _manage(args: argparse.Namespace) -> int:
     client = ManagementClient(args.url, args.key)
     command = args.command
@@ -182,6 +224,13 @@ async def _manage(args: argparse.Namespace) -> int:
         print(f"{status['name']} {status['instanceId']}: {status['runtimeStatus']}")
         rows = [_history_row(event) for event in status.get("historyEvents") or []]
         _print_table(["Timestamp", "EventType", "Name", "Detail"], rows)
+    elif command == "export":
+        text = json.dumps(await client.export_history(args.instance_id), indent=2) + "\n"
+        if args.output is None:
+            sys.stdout.write(text)
+        else:
+            args.output.write_text(text, encoding="utf-8")
+            print(f"wrote the history of {args.instance_id} to {args.output}")
     return 0
 
 

@@ -297,7 +297,7 @@ def run_episode(state: InstanceState, functions: FunctionIndex, now: datetime) -
     }
     outcome = call_orchestrator(functions.orchestrator(record.name), json.dumps(payload))
     flat = flatten_actions(outcome.state.get("actions") or [])
-    _check_determinism(state, flat, record.action_count)
+    check_determinism(state, flat, record.action_count)
 
     result = EpisodeResult(
         record=record,
@@ -471,7 +471,7 @@ class UnsupportedAction(Exception):
     """An action the host cannot perform; the instance fails with this message."""
 
 
-def _check_determinism(state: InstanceState, flat: list[dict[str, Any]], action_count: int) -> None:
+def check_determinism(state: InstanceState, flat: list[dict[str, Any]], action_count: int) -> None:
     recorded = recorded_actions(state.history)
     for index in sorted(recorded):
         kind, name, _task_id = recorded[index]

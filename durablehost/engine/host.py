@@ -39,6 +39,7 @@ from durablehost.errors import (
     InstanceNotFound,
 )
 from durablehost.functions import FunctionIndex
+from durablehost.replay import history_document
 from durablehost.store.base import Condition, TableStore
 
 # Azure's rules for instance ids (ext: no '/', '\\', '#', '?', control characters; at most 256 chars)
@@ -287,6 +288,15 @@ class DurableHost:
                 events, show_output=show_history_output, show_input=show_input
             )
         return status
+
+    async def export_history(self, instance_id: str) -> dict[str, Any]:
+        """The instance's current execution as a history document (``durablehost.replay``)."""
+        record = await self.repo.get_record(instance_id)
+        if record is None:
+            raise InstanceNotFound(instance_id)
+        # Bounded by the record's count: rows past it are an uncommitted tail (README, Storage).
+        events = await self.repo.read_history(instance_id, record.history_count)
+        return history_document(record, events)
 
     async def list_instances(
         self,

@@ -109,6 +109,14 @@ class ManagementClient:
         answer = await self.request("POST", f"instances/{_segment(instance_id)}/{operation}", params=params)
         _check(answer, 202)
 
+    async def export_history(self, instance_id: str) -> dict[str, Any]:
+        answer = await self.request("GET", f"instances/{_segment(instance_id)}/export")
+        if answer.status == 404:
+            raise ClientError(f"no instance with id {instance_id!r}")
+        _check(answer, 200)
+        document: dict[str, Any] = answer.body
+        return document
+
     async def purge(self, instance_id: str) -> int:
         answer = await self.request("DELETE", f"instances/{_segment(instance_id)}")
         if answer.status == 404:

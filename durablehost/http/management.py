@@ -13,6 +13,8 @@ Choices where Azure's behaviour is not a good fit, or not implemented yet:
 * rewind, restart, purge-by-filter and entities answer 501: the engine does not implement them yet
   (issue #4).
 * A ``taskHub`` query parameter naming another hub is refused with 400: this host serves one hub.
+* Beyond Azure: ``GET instances/{id}/export`` answers the instance's history as a replayable document
+  (``durablehost.replay``: raw stored events, for ``durablehost replay-check`` and golden histories).
 """
 
 from __future__ import annotations
@@ -89,6 +91,8 @@ async def _instances(request: web.Request, settings: ServerSettings, rest: list[
         return await _only(request, "POST") or await raise_event(request, settings, instance_id, rest[2])
     if len(rest) == 2 and operation in ("terminate", "suspend", "resume"):
         return await _only(request, "POST") or await change(request, settings, instance_id, operation)
+    if len(rest) == 2 and operation == "export":
+        return await _only(request, "GET") or await export_history(settings, instance_id)
     if len(rest) == 2 and operation in ("rewind", "restart"):
         raise NotImplementedRoute(f"{operation} {_NOT_YET}")
     return _no_route(request)
@@ -326,6 +330,11 @@ async def change(
     else:
         await host.resume(instance_id, reason)
     return empty_response(202)
+
+
+async def export_history(settings: ServerSettings, instance_id: str) -> web.Response:
+    # An unknown id raises InstanceNotFound: the server answers 404 with the message.
+    return json_response(200, await settings.host.export_history(instance_id))
 
 
 async def purge(settings: ServerSettings, instance_id: str) -> web.Response:
