@@ -15,7 +15,9 @@ DurableHostError
 ├── InstanceError                   a management request that the instance's state refuses
 │   ├── InstanceNotFound
 │   ├── InstanceAlreadyRunning
-│   └── InstanceFinished
+│   ├── InstanceFinished
+│   ├── InstanceNotFailed           rewind of an instance that did not fail
+│   └── RewindRefused               rewind that would move sequence ids
 ├── UnknownFunction                 an orchestrator/activity/entity name that the app does not define
 ├── InvocationError                 the host could not call a function (bad payload, unsupported binding …)
 └── PayloadTooLarge                 a value that cannot be stored within the store's limits
@@ -121,6 +123,18 @@ class InstanceFinished(InstanceError):
             instance_id, f"cannot {action}: orchestration instance {instance_id!r} is already {status}"
         )
         self.status = status
+
+
+class InstanceNotFailed(InstanceError):
+    def __init__(self, instance_id: str, status: str) -> None:
+        super().__init__(
+            instance_id, f"cannot rewind orchestration instance {instance_id!r}: it is {status}, not Failed"
+        )
+        self.status = status
+
+
+class RewindRefused(InstanceError):
+    """The instance's history cannot be rewound without changing sequence ids."""
 
 
 class UnknownFunction(DurableHostError):

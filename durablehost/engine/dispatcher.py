@@ -163,6 +163,7 @@ class Dispatcher:
             if state is None:
                 await self.repo.unmark_active(instance_id)
                 continue
+            await self.repo.publish(state.record)
             if state.record.status.is_finished:
                 await self._after_finish(state)
                 continue
@@ -303,6 +304,8 @@ class Dispatcher:
                 await self._fail_instance(fresh, str(problem))
             return
         self.episodes += 1
+        if _listing_changed(state.record, result.record):
+            await self.repo.publish(result.record)
         state.record = result.record
         state.history.extend(result.new_history)
         for task in result.consumed:
@@ -352,6 +355,7 @@ class Dispatcher:
             self.schedule(record.instance_id)
             return
         log.error("instance %s failed: %s", record.instance_id, message)
+        await self.repo.publish(record)
         state.record = record
         state.history.extend(events)
         await self._after_finish(state)
@@ -397,6 +401,7 @@ class Dispatcher:
             self.schedule(old.instance_id)
             return
         self.timers.cancel_instance(old.instance_id)
+        await self.repo.publish(record)
         state.record = record
         state.history = []
         state.tasks = {}
@@ -524,6 +529,7 @@ class Dispatcher:
                     ),
                 )
                 return
+        await self.repo.publish(record)
         self.forget(child_id)
         self.schedule(child_id)
 
@@ -631,3 +637,12 @@ def _refused_child_id(child_id: str, parent_id: str, grandparent_id: str | None)
     if child_id in (parent_id, grandparent_id):
         return f"sub-orchestration instance id {child_id!r} cannot be the id of its parent or grandparent"
     return None
+
+
+def _listing_changed(before: InstanceRecord, after: InstanceRecord) -> bool:
+    """Whether an instance listing would show something new (status, custom status, output)."""
+    return (before.status, before.custom_status, before.output) != (
+        after.status,
+        after.custom_status,
+        after.output,
+    )

@@ -31,11 +31,13 @@ from durablehost.engine.history import (
 )
 from durablehost.engine.partition import InstanceRepository
 from durablehost.engine.records import EventMessage, InstanceRecord, RuntimeStatus
+from durablehost.engine.rewind import plan_rewind
 from durablehost.errors import (
     EntityAlreadyExists,
     EtagMismatch,
     InstanceAlreadyRunning,
     InstanceFinished,
+    InstanceNotFailed,
     InstanceNotFound,
 )
 from durablehost.functions import FunctionIndex
@@ -138,6 +140,7 @@ class DurableHost:
                 raise InstanceAlreadyRunning(instance_id, "being restarted") from None
             await self.repo.clear_idempotency_keys(instance_id)
             self.dispatcher.forget(instance_id)
+        await self.repo.publish(record)
         await self._wake(instance_id)
         return instance_id
 
@@ -195,6 +198,7 @@ class DurableHost:
             except EtagMismatch:
                 continue
             self.dispatcher.forget(instance_id)
+            await self.repo.publish(new_record)
             return new_record
         raise RuntimeError(f"could not {action} {instance_id!r}: the instance kept changing")
 
@@ -252,6 +256,70 @@ class DurableHost:
         await self._change(instance_id, "resume", change)
         await self._wake(instance_id)
 
+    async def restart(self, instance_id: str, *, new_instance_id: bool = True) -> str:
+        """Start the instance's orchestrator again with its original input; returns the new instance id."""
+        record = await self.repo.get_record(instance_id)
+        if record is None:
+            raise InstanceNotFound(instance_id)
+        target = uuid.uuid4().hex if new_instance_id else instance_id
+        return await self.start_new(record.name, target, record.input)
+
+    async def rewind(self, instance_id: str, reason: str | None = None) -> None:
+        """Run a failed instance's failed tasks (and failed sub-orchestrations) again."""
+        for _ in range(20):
+            loaded = await self.repo.load(instance_id)
+            if loaded is None:
+                raise InstanceNotFound(instance_id)
+            if loaded.record.status is not RuntimeStatus.FAILED:
+                raise InstanceNotFailed(instance_id, loaded.record.status.value)
+            plan = plan_rewind(loaded, self.clock.now(), reason or "rewound")
+            for child in plan.failed_children:
+                child_record = await self.repo.get_record(child)
+                if child_record is not None and child_record.status is RuntimeStatus.FAILED:
+                    await self.rewind(child, reason)
+            try:
+                await self.repo.commit(
+                    plan.record,
+                    history_start=0,
+                    new_history=plan.history,
+                    upsert_tasks=plan.reset_tasks,
+                    delete_rows=plan.removed_rows,
+                )
+            except EtagMismatch:
+                continue
+            await self.repo.mark_active(instance_id)
+            await self.repo.publish(plan.record)
+            self.dispatcher.forget(instance_id)
+            await self._wake(instance_id)
+            return
+        raise RuntimeError(f"could not rewind {instance_id!r}: the instance kept changing")
+
+    async def purge_where(
+        self,
+        *,
+        created_from: datetime,
+        created_to: datetime | None = None,
+        runtime_status: list[RuntimeStatus] | None = None,
+    ) -> int:
+        """Purge every finished instance created in the range (and in the statuses, if given)."""
+        wanted = [s for s in (runtime_status or list(RuntimeStatus)) if s.is_finished]
+        purged = 0
+        for status in wanted:
+            continuation: str | None = None
+            while True:
+                records, continuation = await self.list_instances(
+                    runtime_status=[status],
+                    created_from=created_from,
+                    created_to=created_to,
+                    page_size=1000,
+                    continuation=continuation,
+                )
+                for record in records:
+                    purged += await self.purge(record.instance_id)
+                if continuation is None:
+                    break
+        return purged
+
     async def purge(self, instance_id: str) -> int:
         """Delete a finished instance's partition. Returns 1, or 0 if there was no such instance."""
         record = await self.repo.get_record(instance_id)
@@ -261,6 +329,7 @@ class DurableHost:
             raise InstanceAlreadyRunning(instance_id, record.status.value)
         await self.repo.purge_partition(instance_id)
         await self.repo.unmark_active(instance_id)
+        await self.repo.unpublish(instance_id)
         self.dispatcher.forget(instance_id)
         return 1
 
@@ -305,6 +374,7 @@ class DurableHost:
         created_from: datetime | None = None,
         created_to: datetime | None = None,
         prefix: str | None = None,
+        name: str | None = None,
         page_size: int = 100,
         continuation: str | None = None,
     ) -> tuple[list[InstanceRecord], str | None]:
@@ -313,12 +383,13 @@ class DurableHost:
             where.append(Condition("CreatedTime", "ge", created_from))
         if created_to is not None:
             where.append(Condition("CreatedTime", "le", created_to))
-        if prefix:
-            where += [
-                Condition("PartitionKey", "ge", prefix),
-                Condition("PartitionKey", "lt", prefix + "\uffff"),
-            ]
-        records, token = await self.repo.query_records(where, page_size=page_size, continuation=continuation)
+        if name is not None:
+            where.append(Condition("Name", "eq", name))
+        if runtime_status and len(runtime_status) == 1:
+            where.append(Condition("RuntimeStatus", "eq", runtime_status[0].value))
+        records, token = await self.repo.query_records(
+            where, prefix=prefix, page_size=page_size, continuation=continuation
+        )
         if runtime_status:
             wanted = set(runtime_status)
             records = [r for r in records if r.status in wanted]

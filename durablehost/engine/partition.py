@@ -44,6 +44,7 @@ _SCHEDULING_EVENTS = {
 ACTIVE_PARTITION = "active"
 LEASE_PARTITION = "lease"
 WAKE_PARTITION = "wake"
+INDEX_PARTITION = "index"
 
 
 @dataclass
@@ -406,24 +407,43 @@ class InstanceRepository:
         except (EtagMismatch, EntityNotFound):
             return
 
-    # ---------------------------------------------------------------- queries over instances
+    # ---------------------------------------------------------------- the instance index
+
+    # Listing instances by scanning every partition for its instance row would read all history rows
+    # too. Like DTFx's Instances table, an index partition of the control table holds a copy of each
+    # instance row, keyed by instance id: prefix queries are row-key ranges and a page reads only what
+    # it returns. It is written after the commits that change what a listing shows, and rewritten for
+    # every active instance when a dispatcher takes over, so a crash in between only delays it.
+
+    async def publish(self, record: InstanceRecord) -> None:
+        await self.store.upsert(
+            self.control, INDEX_PARTITION, record.instance_id, record.to_properties(), UpdateMode.REPLACE
+        )
+
+    async def unpublish(self, instance_id: str) -> None:
+        try:
+            await self.store.delete(self.control, INDEX_PARTITION, instance_id)
+        except EntityNotFound:
+            return
 
     async def query_records(
         self,
         where: Sequence[Condition],
         *,
+        prefix: str | None = None,
         page_size: int,
         continuation: str | None,
     ) -> tuple[list[InstanceRecord], str | None]:
         page = await self.store.query_page(
-            self.table,
-            where=[Condition("RowKey", "eq", INSTANCE_ROW), *where],
+            self.control,
+            partition_key=INDEX_PARTITION,
+            row_key_from=prefix or None,
+            row_key_to=(prefix + "\uffff") if prefix else None,
+            where=where,
             page_size=page_size,
             continuation=continuation,
         )
-        records = [
-            InstanceRecord.from_properties(e.partition_key, e.properties, e.etag) for e in page.entities
-        ]
+        records = [InstanceRecord.from_properties(e.row_key, e.properties, e.etag) for e in page.entities]
         return records, page.continuation
 
 

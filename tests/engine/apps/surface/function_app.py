@@ -89,3 +89,42 @@ def event_loop(context: df.DurableOrchestrationContext):
         context.continue_as_new(seen)
         return None
     return seen
+
+
+FIXED: dict[str, bool] = {}
+
+
+@app.activity_trigger(input_name="name")
+def fragile(name: str) -> str:
+    count_attempt(f"fragile:{name}")
+    if not FIXED.get(name):
+        raise ConnectionError(f"{name} is down")
+    return f"{name} ok"
+
+
+@app.orchestration_trigger(context_name="context")
+def fails_until_fixed(context: df.DurableOrchestrationContext):
+    first = yield context.call_activity("double", 1)
+    second = yield context.call_activity("fragile", "svc")
+    return [first, second]
+
+
+@app.orchestration_trigger(context_name="context")
+def retries_until_fixed(context: df.DurableOrchestrationContext):
+    options = df.RetryOptions(first_retry_interval_in_milliseconds=1000, max_number_of_attempts=2)
+    return (yield context.call_activity_with_retry("fragile", options, "retried"))
+
+
+@app.orchestration_trigger(context_name="context")
+def parent_of_fragile(context: df.DurableOrchestrationContext):
+    return (yield context.call_sub_orchestrator("fails_until_fixed", None))
+
+
+@app.orchestration_trigger(context_name="context")
+def noop(context: df.DurableOrchestrationContext):
+    return context.get_input()
+
+
+@app.orchestration_trigger(context_name="context")
+def waiter(context: df.DurableOrchestrationContext):
+    return (yield context.wait_for_external_event("go"))
