@@ -15,6 +15,8 @@ Choices where Azure's behaviour is not a good fit, or not implemented yet:
 * A ``taskHub`` query parameter naming another hub is refused with 400: this host serves one hub.
 * Beyond Azure: ``GET instances/{id}/export`` answers the instance's history as a replayable document
   (``durablehost.replay``: raw stored events, for ``durablehost replay-check`` and golden histories).
+
+Beyond Azure (read-only, insights.py): ``GET instances/{id}/details`` and ``GET counts``.
 """
 
 from __future__ import annotations
@@ -29,6 +31,7 @@ from aiohttp import web
 from durablehost.engine.host import status_json, validate_event_name, validate_instance_id
 from durablehost.engine.records import RuntimeStatus
 from durablehost.errors import InstanceAlreadyRunning, UnknownFunction
+from durablehost.http import insights
 from durablehost.http.common import (
     ServerSettings,
     empty_response,
@@ -70,6 +73,8 @@ async def handle(request: web.Request, settings: ServerSettings, segments: list[
         return await _only(request, "POST") or await start(request, settings, rest)
     if head == "instances":
         return await _instances(request, settings, rest)
+    if head == "counts" and not rest:
+        return await _only(request, "GET") or await instance_counts(request, settings)
     if head == "entities":
         raise NotImplementedRoute(f"durable entities over HTTP {_NOT_YET}")
     return _no_route(request)
@@ -91,6 +96,8 @@ async def _instances(request: web.Request, settings: ServerSettings, rest: list[
         return await _only(request, "POST") or await raise_event(request, settings, instance_id, rest[2])
     if len(rest) == 2 and operation in ("terminate", "suspend", "resume"):
         return await _only(request, "POST") or await change(request, settings, instance_id, operation)
+    if len(rest) == 2 and operation == "details":
+        return await _only(request, "GET") or await insights.details(settings, instance_id)
     if len(rest) == 2 and operation == "export":
         return await _only(request, "GET") or await export_history(settings, instance_id)
     if len(rest) == 2 and operation in ("rewind", "restart"):
@@ -260,12 +267,24 @@ def _statuses(text: str) -> list[RuntimeStatus]:
     return wanted
 
 
-async def list_instances(request: web.Request, settings: ServerSettings) -> web.Response:
+def _created_range(request: web.Request) -> tuple[datetime | None, datetime | None]:
     query = request.query
     created_from = (
         _parse_time(query["createdTimeFrom"], "createdTimeFrom") if "createdTimeFrom" in query else None
     )
     created_to = _parse_time(query["createdTimeTo"], "createdTimeTo") if "createdTimeTo" in query else None
+    return created_from, created_to
+
+
+async def instance_counts(request: web.Request, settings: ServerSettings) -> web.Response:
+    created_from, created_to = _created_range(request)
+    prefix = request.query.get("instanceIdPrefix") or None
+    return await insights.counts(settings, created_from=created_from, created_to=created_to, prefix=prefix)
+
+
+async def list_instances(request: web.Request, settings: ServerSettings) -> web.Response:
+    query = request.query
+    created_from, created_to = _created_range(request)
     statuses = _statuses(query.get("runtimeStatus", ""))
     prefix = query.get("instanceIdPrefix") or None
     show_input = _flag(request, "showInput", False)

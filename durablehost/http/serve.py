@@ -42,6 +42,7 @@ from durablehost.http.keys import KeyConfigError, Keys
 from durablehost.http.server import build_app
 from durablehost.http.stores import STORAGE_SETTING, StoreChoice, choose_store
 from durablehost.http.triggers import TriggerTable
+from durablehost.viewer import VIEWER_PREFIX
 
 log = logging.getLogger("durablehost")
 
@@ -138,6 +139,7 @@ def banner(
     lines += [
         "",
         f"Management API: {public_url}{MANAGEMENT_PREFIX}/",
+        f"History viewer: {public_url}{VIEWER_PREFIX}/",
         f"Listening on {public_url} (Ctrl-C to stop)",
     ]
     print("\n".join(lines), file=out, flush=True)

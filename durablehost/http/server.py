@@ -7,6 +7,9 @@ characters that must not split path segments.
 When the host is exposed (keys.py), the SDK's client inside HTTP triggers needs a key-free way to call
 the management API — Azure gives it a local-only RPC endpoint (``127.0.0.1:17071``). Here that is a
 second listener on ``127.0.0.1`` (a free port) that serves the management API only, without keys.
+
+The history viewer's files are served under ``/_durablehost/`` (durablehost.viewer), before app routes;
+browser requests to the management API and the viewer pass the guards of durablehost.http.browser.
 """
 
 from __future__ import annotations
@@ -18,6 +21,7 @@ from urllib.parse import unquote
 
 from aiohttp import web
 
+from durablehost import viewer
 from durablehost.errors import (
     EntityTooLarge,
     InstanceAlreadyRunning,
@@ -28,7 +32,7 @@ from durablehost.errors import (
     StoreUnavailable,
     UnknownFunction,
 )
-from durablehost.http import management, triggers
+from durablehost.http import browser, management, triggers
 from durablehost.http.common import MANAGEMENT_PREFIX, BodyTooLarge, ServerSettings, error_response
 from durablehost.http.keys import presented_key
 
@@ -72,6 +76,9 @@ async def _route(
 ) -> web.StreamResponse:
     segments = management_segments(request.raw_path)
     if segments is not None:
+        refused = browser.management_refusal(request, settings.keys)
+        if refused is not None:
+            return refused
         if not rpc_only and not settings.keys.allows_management(
             presented_key(request.query, request.headers)
         ):
@@ -82,6 +89,9 @@ async def _route(
             return error_response(501, str(exc))
     if rpc_only:
         return error_response(404, "this local listener serves the management API only")
+    page = viewer.viewer_path(request.path)
+    if page is not None:
+        return browser.rebinding_refusal(request, settings.keys) or viewer.serve(request, page)
     return await triggers.handle(request, settings, table)
 
 
