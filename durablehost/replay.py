@@ -9,7 +9,11 @@ activity, timer or sub-orchestration runs: only the orchestrator function is cal
 The document (``durablehost export``, ``GET …/instances/{id}/export``, ``DurableHost.export_history``)::
 
     {"format": "durablehost-history/1", "instanceId": …, "name": <orchestrator>, "input": <JSON text>,
-     "executionId": …, "runtimeStatus": …, "history": [DTFx events exactly as stored, Dh* keys included]}
+     "executionId": …, "runtimeStatus": …, "actionCount": <int>,
+     "history": [DTFx events exactly as stored, Dh* keys included]}
+
+``runtimeStatus`` and ``actionCount`` are informative and optional: a document without them (written by
+hand, say) is checked from its history alone.
 """
 
 from __future__ import annotations
@@ -58,6 +62,9 @@ def history_document(record: InstanceRecord, history: list[HistoryEvent]) -> dic
         "input": record.input,
         "executionId": record.execution_id,
         "runtimeStatus": record.status.value,
+        # Actions the code had yielded after its last episode, external-event waits included: waits leave
+        # no event in history, and the check needs their positions to word a report as the engine does.
+        "actionCount": record.action_count,
         "history": history,
     }
 
@@ -127,6 +134,9 @@ def _first_problem(document: dict[str, Any], outcome: OrchestratorResult) -> str
     flat = flatten_actions(outcome.state.get("actions") or [])
     recorded = recorded_actions(history)
     recorded_count = max(recorded) + 1 if recorded else 0
+    exported_count = document.get("actionCount")
+    if isinstance(exported_count, int):
+        recorded_count = max(recorded_count, exported_count)
     finished_as = _finished_status(history)
     if outcome.failed and finished_as != _FAILED:
         # The code stopped early, so history holds actions it never reached; of those before the failure,
