@@ -24,13 +24,15 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+# The underscored names are private to episode.py, imported so the check sends the payload the dispatcher
+# sends (protocol §1.2) and names actions and words its reports exactly as the engine does.
 from durablehost.engine.episode import (
+    _SCHEMA_FIELDS,
     CONTINUE_AS_NEW,
     SIGNAL_ENTITY,
     WAIT_FOR_EXTERNAL_EVENT,
     InstanceState,
     NonDeterminismError,
-    # Private to episode.py: imported so both checks name actions and word their reports identically.
     _action_name,
     _nondeterminism_message,
     check_determinism,
@@ -45,9 +47,6 @@ from durablehost.functions import FunctionIndex, OrchestratorResult, call_orches
 
 HISTORY_FORMAT = "durablehost-history/1"
 
-# What the Durable extension advertises (protocol §1.2), as in episode.py: the code must see the same
-# payload shape it sees in production, or the check would test something else.
-_SCHEMA_FIELDS = {"upperSchemaVersion": 1, "upperSchemaVersionNew": 2}
 # Actions that never leave a decision event in history, so they have no recorded counterpart.
 _UNRECORDED = (WAIT_FOR_EXTERNAL_EVENT, CONTINUE_AS_NEW, SIGNAL_ENTITY)
 _FAILED = ORCHESTRATION_STATUS_CODES["Failed"]
