@@ -9,10 +9,12 @@ const PAGE = 50;
 const MAX_REQUESTS = 20; // per page view: filters the API cannot apply may need several API pages
 const TOKEN = "x-ms-continuation-token";
 
-function isoOrEmpty(local) {
+// A datetime-local value (browser time, whole seconds) as UTC ISO; `end` = the last instant of that second,
+// so that "to 12:00:05" includes an instance created at 12:00:05.4.
+function isoOrEmpty(local, end = false) {
   if (!local) return "";
   const d = new Date(local);
-  return Number.isNaN(d.getTime()) ? "" : d.toISOString();
+  return Number.isNaN(d.getTime()) ? "" : new Date(d.getTime() + (end ? 999 : 0)).toISOString();
 }
 
 // One view's worth of instances from `token` on: the API pages, filtered by name here (the list route
@@ -23,7 +25,7 @@ async function fetchPage(filters, token) {
     runtimeStatus: filters.status.join(","),
     instanceIdPrefix: filters.prefix,
     createdTimeFrom: isoOrEmpty(filters.from),
-    createdTimeTo: isoOrEmpty(filters.to),
+    createdTimeTo: isoOrEmpty(filters.to, true),
   };
   const rows = [];
   let next = token;
@@ -99,7 +101,7 @@ export function renderList(main, params, live) {
   async function loadCounts() {
     const answer = await call("GET", "/counts", { query: {
       instanceIdPrefix: filters.prefix, createdTimeFrom: isoOrEmpty(filters.from),
-      createdTimeTo: isoOrEmpty(filters.to) } });
+      createdTimeTo: isoOrEmpty(filters.to, true) } });
     const counts = answer.ok ? answer.body.counts : {};
     clear(chips, el("span", { class: "muted" }, answer.ok ? `${answer.body.total} instances` : ""),
       STATUSES.map((s) => el("button", {
