@@ -256,3 +256,13 @@ async def test_an_approval_after_completion_is_refused(host: DurableTestHost) ->
     status = await host.wait_for_completion(instance_id)
     assert status.output["outcome"] == "expired"
     assert calls("actions.perform") == {}
+
+
+async def test_an_approval_raised_before_the_wait_begins_is_not_lost(host: DurableTestHost) -> None:
+    # Raised while the request is still being classified (the HTTP route refuses this with 409, but the
+    # SDK client or the management API can do it): the first wait must receive it, exactly once.
+    instance_id = await host.client.start_new(APPROVAL_WORKFLOW, client_input={"request": REFUND_REQUEST})
+    await host.client.raise_event(instance_id, "approval", approval("ap-early", "alice"))
+    status = await host.wait_for_completion(instance_id)
+    assert status.runtime_status == Completed, status.custom_status
+    assert [a["approval_id"] for a in status.output["approvals"]] == ["ap-early"]

@@ -1,10 +1,13 @@
-"""Exactly-once charging across a host crash: the charge activity has charged the card, but its result
-never reached history because the host stopped without draining. A second host on the same SQLite file
-takes over, runs the activity again (at least once), and the fake payment service, keyed by the
-idempotency key the orchestrator derived, answers from its ledger instead of charging again.
+"""Host crashes under the app, with two test hosts on one SQLite file: the first stops without draining,
+the second takes over.
 
-Both hosts must see one ledger, so the app's state is table-backed (Azurite), as it would be with hosts
-in separate processes; each host load imports the app afresh, so the in-memory ledger would not do.
+Exactly-once charging: the charge activity has charged the card, but its result never reached history.
+The second host runs the activity again (at least once), and the fake payment service, keyed by the
+idempotency key the orchestrator derived, answers from its ledger instead of charging again. Both hosts
+must see one ledger, so that test keeps the app's state in tables (Azurite), as hosts in separate
+processes would; each host load imports the app afresh, so the in-memory ledger would not do.
+
+The approval wait: its timers and reminders carry on in the second host.
 """
 
 from __future__ import annotations
@@ -13,6 +16,7 @@ import asyncio
 import sys
 import threading
 from collections.abc import Callable
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
@@ -22,9 +26,16 @@ from azure.durable_functions.models.OrchestrationRuntimeStatus import Orchestrat
 from durablehost.store import open_store
 from durablehost.testing import DurableTestHost
 from tests.app.conftest import REPO_ROOT
-from tests.app.e2e.support import BOOKING, T0, TASK_COMPLETED, events, key, scheduled_names
-
-pytestmark = pytest.mark.azurite
+from tests.app.e2e.support import (
+    APPROVAL_WORKFLOW,
+    BOOKING,
+    REFUND_REQUEST,
+    T0,
+    TASK_COMPLETED,
+    events,
+    key,
+    scheduled_names,
+)
 
 
 def instrument_charges(
@@ -49,6 +60,7 @@ async def wait_for(event: threading.Event, timeout: float = 20.0) -> None:
     assert await asyncio.to_thread(event.wait, timeout), f"not set within {timeout} s"
 
 
+@pytest.mark.azurite
 async def test_a_charge_re_run_after_a_host_crash_charges_once(
     app_env: pytest.MonkeyPatch, azurite_connection_string: str, tmp_path: Path
 ) -> None:
@@ -102,3 +114,35 @@ async def test_a_charge_re_run_after_a_host_crash_charges_once(
     charge_key = key(instance_id, "charge")
     assert rows[charge_key]["attempts"] == 1
     assert rows[charge_key]["result"]["charge_id"] == output["charge_id"]
+
+
+@pytest.mark.parametrize("crash_after_hours", [5, 30])
+async def test_an_approval_wait_survives_a_host_crash(
+    app_env: pytest.MonkeyPatch, tmp_path: Path, crash_after_hours: int
+) -> None:
+    # Memory app state is enough here: what must survive is the host's state (timers, the wait), in SQLite.
+    store = open_store(f"sqlite:{tmp_path / 'hub.db'}")
+    options = {"request": REFUND_REQUEST, "deadline_hours": 48, "reminder_interval_hours": 12}
+    try:
+        async with DurableTestHost.start(REPO_ROOT, store=store, start_time=T0) as first:
+            instance_id = await first.client.start_new(APPROVAL_WORKFLOW, client_input=options)
+            await first.advance(timedelta(hours=crash_after_hours))
+            before = (await first.client.get_status(instance_id)).custom_status
+            assert before["reminders_sent"] == crash_after_hours // 12
+            await first.host.stop(drain=False)
+
+        later = T0 + timedelta(hours=crash_after_hours)
+        async with DurableTestHost.start(REPO_ROOT, store=store, start_time=later) as second:
+            await second.advance(timedelta(hours=47 - crash_after_hours))
+            status = await second.client.get_status(instance_id)
+            assert status.runtime_status == OrchestrationRuntimeStatus.Running
+            assert status.custom_status["reminders_sent"] == 3  # at 12, 24 and 36 hours
+            await second.advance(timedelta(hours=1))
+            status = await second.client.get_status(instance_id)
+            history = await second.history(instance_id)
+    finally:
+        await store.close()
+    assert status.runtime_status == OrchestrationRuntimeStatus.Completed
+    assert status.output["outcome"] == "expired"
+    assert status.output["reminders_sent"] == 3
+    assert scheduled_names(history).count("send_notification") == 3
