@@ -17,9 +17,10 @@ import asyncio
 import contextlib
 import json
 import logging
+import time
 import uuid
 from collections import OrderedDict
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
@@ -43,8 +44,14 @@ from durablehost.engine.records import (
     TaskState,
 )
 from durablehost.engine.timers import TimerKey, TimerQueue
-from durablehost.errors import EntityAlreadyExists, EtagMismatch, PayloadTooLarge, UnknownFunction
-from durablehost.functions import ActivitySuccess, FunctionIndex, call_activity
+from durablehost.errors import (
+    EntityAlreadyExists,
+    EtagMismatch,
+    InvocationError,
+    PayloadTooLarge,
+    UnknownFunction,
+)
+from durablehost.functions import ActivitySuccess, FunctionIndex, call_activity, call_entity
 
 log = logging.getLogger("durablehost.dispatcher")
 
@@ -56,6 +63,7 @@ class DispatcherOptions:
     lease_duration: timedelta = timedelta(seconds=15)
     wake_poll_interval: float = 0.2  # seconds between checks for work woken by other processes
     sweep_interval: float = 30.0  # seconds between full scans of active instances (lost wake-ups)
+    entity_batch_size: int = 100  # operations per entity batch (the extension uses 50-5,000)
     cache_size: int = 2048
 
 
@@ -277,6 +285,9 @@ class Dispatcher:
 
     async def _process(self, instance_id: str) -> None:
         state = await self.state_of(instance_id)
+        if state is not None and state.record.is_entity:
+            await self._process_entity(state)
+            return
         if state is None or not state.has_work():
             return
         try:
@@ -424,6 +435,8 @@ class Dispatcher:
         runner: Callable[[str, TaskRecord], Awaitable[None]]
         if task.kind is TaskKind.SUB_ORCHESTRATION:
             runner = self._start_child
+        elif task.kind is TaskKind.ENTITY_MESSAGE:
+            runner = self._send_entity_message
         elif task.kind is TaskKind.HTTP:
             runner = self._run_http
         else:
@@ -568,6 +581,118 @@ class Dispatcher:
         self.schedule(instance_id)
         return True
 
+    # ------------------------------------------------------------------ entities
+
+    async def ensure_entity(self, entity_id: str) -> None:
+        """Create an entity's instance row on first use (protocol §7: entities exist implicitly)."""
+        name, _key = split_entity_id(entity_id)
+        entity = self.functions.entity(name)
+        now = self.clock.now()
+        record = InstanceRecord(
+            instance_id=entity_id,
+            name=entity.name,
+            status=RuntimeStatus.RUNNING,
+            execution_id="entity",
+            created_time=now,
+            last_updated_time=now,
+        )
+        await self.repo.mark_active(entity_id)
+        try:
+            await self.repo.insert_instance(record)
+        except EntityAlreadyExists:
+            return
+
+    async def deliver(self, target: str, event: EventMessage) -> None:
+        """Put an event into another instance's inbox (deduplicated by its idempotency key)."""
+        if await self.repo.add_event(target, event):
+            self.add_event(target, event)
+
+    async def _send_entity_message(self, instance_id: str, task: TaskRecord) -> None:
+        message = json.loads(task.input or "{}")
+        request_id = str(message["id"])
+        is_signal = bool(message.get("signal"))
+        try:
+            await self.ensure_entity(task.name)
+        except UnknownFunction as unknown:
+            if not is_signal:
+                answer = {"result": json.dumps(str(unknown)), "exceptionType": "UnknownFunction"}
+                await self.deliver(instance_id, _entity_answer(request_id, answer, self.clock.now()))
+            else:
+                log.error("signal to %s dropped: %s", task.name, unknown)
+        else:
+            # The batch input is encoded twice (protocol §7): the entity does df_loads(json.loads(input)).
+            operation_input = message.get("input")
+            event = EventMessage(
+                row_key=new_event_row_key(),
+                name=str(message.get("op")),
+                input=json.dumps(operation_input if operation_input is not None else "null"),
+                raised_time=self.clock.now(),
+                idempotency_key=f"entity-request:{request_id}",
+                requester=None if is_signal else instance_id,
+                request_id=request_id,
+                is_signal=is_signal,
+            )
+            await self.deliver(task.name, event)
+        await self.complete_task(instance_id, task.execution_id, task.task_id, Outcome(TaskState.COMPLETED))
+
+    async def _process_entity(self, state: InstanceState) -> None:
+        """Run the entity's queued operations as one batch, strictly in order (protocol §7).
+
+        Answers go out before the new state commits: after a crash the batch runs again from the old
+        state and the repeated answers are dropped by their idempotency keys, so every operation takes
+        effect on the state exactly once.
+        """
+        if not state.events:
+            return
+        record = state.record
+        batch = state.events[: self.options.entity_batch_size]
+        name, key = split_entity_id(record.instance_id)
+        request = {
+            "self": {"name": name, "key": key},
+            "exists": record.entity_exists,
+            "state": record.entity_state,
+            "batch": [{"name": e.name, "input": e.input, "isSignal": e.is_signal} for e in batch],
+        }
+        try:
+            output = call_entity(self.functions.entity(name), json.dumps(request))
+            results = list(output.get("results") or [])
+        except (UnknownFunction, InvocationError) as problem:
+            log.error("entity %s: %s", record.instance_id, problem)
+            output = {"entityExists": record.entity_exists, "entityState": record.entity_state}
+            results = [{"isError": True, "result": json.dumps(str(problem))} for _ in batch]
+        now = self.clock.now()
+        for event, result in zip(batch, results, strict=False):
+            if event.is_signal or event.requester is None or event.request_id is None:
+                continue
+            answer: dict[str, object] = {"result": result.get("result")}
+            if result.get("isError"):
+                answer["exceptionType"] = "Exception"
+            await self.deliver(event.requester, _entity_answer(event.request_id, answer, now))
+        updated = replace(
+            record,
+            entity_state=output.get("entityState"),
+            entity_exists=bool(output.get("entityExists")),
+            last_updated_time=now,
+        )
+        try:
+            await self.repo.commit(
+                updated,
+                history_start=record.history_count,
+                new_history=[],
+                upsert_tasks=[],
+                delete_rows=[e.row_key for e in batch],
+            )
+        except EtagMismatch:
+            self.forget(record.instance_id)
+            self.schedule(record.instance_id)
+            return
+        self.episodes += 1
+        state.record = updated
+        done = {e.row_key for e in batch}
+        state.events = [e for e in state.events if e.row_key not in done]
+        if state.events:
+            self.schedule(record.instance_id)
+
     # ------------------------------------------------------------------ timers and wake-ups
 
     async def _timer_loop(self) -> None:
@@ -626,6 +751,27 @@ class Dispatcher:
         if state is not None and all(e.row_key != event.row_key for e in state.events):
             state.events.append(event)
         self.schedule(instance_id)
+
+
+def split_entity_id(entity_id: str) -> tuple[str, str]:
+    """``@name@key`` -> (name, key), as EntityId.get_scheduler_id writes it (protocol §6)."""
+    name, _, key = entity_id[1:].partition("@")
+    return name, key
+
+
+def new_event_row_key() -> str:
+    """Inbox rows sort by arrival: the time in nanoseconds, then randomness against ties."""
+    return f"E{time.time_ns():020d}-{uuid.uuid4().hex[:8]}"
+
+
+def _entity_answer(request_id: str, answer: Mapping[str, object], now: datetime) -> EventMessage:
+    return EventMessage(
+        row_key=new_event_row_key(),
+        name=request_id,
+        input=json.dumps(answer),
+        raised_time=now,
+        idempotency_key=f"entity-response:{request_id}",
+    )
 
 
 def _refused_child_id(child_id: str, parent_id: str, grandparent_id: str | None) -> str | None:

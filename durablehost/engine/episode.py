@@ -8,6 +8,7 @@ no I/O: the dispatcher loads state, calls ``run_episode`` and commits what it re
 from __future__ import annotations
 
 import json
+import uuid
 from collections import Counter
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
@@ -69,7 +70,11 @@ class InstanceState:
     events: list[EventMessage]  # undelivered external events, oldest first
 
     def pending_completions(self) -> list[TaskRecord]:
-        return [t for t in self.tasks.values() if t.is_done and not t.consumed]
+        return [
+            t
+            for t in self.tasks.values()
+            if t.is_done and not t.consumed and t.kind is not TaskKind.ENTITY_MESSAGE
+        ]
 
     def deliverable_events(self) -> list[EventMessage]:
         budget = dict(self.record.waits)
@@ -334,7 +339,7 @@ def run_episode(state: InstanceState, functions: FunctionIndex, now: datetime) -
             for task in _newly_canceled(state, flat, record.action_count)
         ]
         record.action_count = len(flat)
-        record.waits = _outstanding_waits(state.history + inbound, flat)
+        record.waits = _outstanding_waits(state.history + inbound + decisions, flat)
         if outcome.state.get("isDone"):
             last = flat[-1] if flat else None
             if last is not None and last.get("actionType") == CONTINUE_AS_NEW:
@@ -454,13 +459,26 @@ def _decide(
         request = action.get("httpRequest") or {}
         task = new_task(TaskKind.HTTP, HTTP_ACTIVITY_NAME, input=json.dumps(request))
         event = h.task_scheduled(ts, task_id, HTTP_ACTIVITY_NAME, task.input)
+    elif kind in (CALL_ENTITY, SIGNAL_ENTITY):
+        # Protocol §2.7: EventSent carries the extension-v2 request message; the SDK reads its "id" and
+        # waits for an EventRaised of that name. The id is derived from the execution and task id, so a
+        # re-sent message (after a crash) is recognised as the same request.
+        target = str(action.get("instanceId"))
+        request_id = str(uuid.uuid5(uuid.NAMESPACE_URL, f"durablehost:{record.execution_id}:{task_id}"))
+        message = {
+            "op": action.get("operation"),
+            "signal": kind == SIGNAL_ENTITY,
+            "input": action.get("input"),
+            "id": request_id,
+            "parent": record.instance_id,
+            "parentExecution": record.execution_id,
+        }
+        task = new_task(TaskKind.ENTITY_MESSAGE, target, input=json.dumps(message))
+        event = h.event_sent(ts, task_id, target, str(action.get("operation")), task.input)
     elif kind in (CONTINUE_AS_NEW,):
         return None
     else:
-        raise UnsupportedAction(
-            f"{describe_action(kind, name)} is not supported by durablehost yet; "
-            "durable entities arrive with issue #4"
-        )
+        raise UnsupportedAction(f"{describe_action(kind, name)} is not supported by durablehost")
     event["DhAction"] = index
     event["DhActionType"] = kind
     event["DhActionName"] = name
@@ -532,6 +550,12 @@ def _outstanding_waits(history: list[HistoryEvent], flat: list[dict[str, Any]]) 
     """WaitForExternalEvent actions per name minus events of that name already delivered (§3 #5)."""
     wanted = Counter(
         str(a.get("externalEventName")) for a in flat if a.get("actionType") == WAIT_FOR_EXTERNAL_EVENT
+    )
+    # An entity call waits for its answer: an event named after the request id (protocol §2.7).
+    wanted.update(
+        json.loads(e["Input"])["id"]
+        for e in history
+        if e["EventType"] == EventType.EVENT_SENT and e.get("DhActionType") == CALL_ENTITY
     )
     delivered = Counter(str(e.get("Name")) for e in history if e["EventType"] == EventType.EVENT_RAISED)
     return {name: count - delivered[name] for name, count in wanted.items() if count > delivered[name]}

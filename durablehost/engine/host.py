@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import json
 import re
-import time
 import uuid
 from collections.abc import Callable
 from dataclasses import replace
@@ -16,7 +15,7 @@ from datetime import datetime
 from typing import Any
 
 from durablehost.engine.clock import Clock
-from durablehost.engine.dispatcher import Dispatcher, DispatcherOptions
+from durablehost.engine.dispatcher import Dispatcher, DispatcherOptions, new_event_row_key
 from durablehost.engine.episode import InstanceState
 from durablehost.engine.history import (
     EventType,
@@ -58,6 +57,15 @@ def validate_instance_id(instance_id: str) -> None:
         raise ValueError("instance ids cannot contain '/', '\\', '#', '?' or control characters")
     if instance_id.startswith("@"):
         raise ValueError("instance ids cannot start with '@' (reserved for durable entities)")
+
+
+def entity_instance_id(name: str, key: str) -> str:
+    """The instance id of an entity: ``@{name lower-cased}@{key}`` (EntityId.get_scheduler_id, §6)."""
+    if not name or "@" in name:
+        raise ValueError("entity names must be non-empty and cannot contain '@'")
+    if _BAD_ID.search(key):
+        raise ValueError("entity keys cannot contain '/', '\\', '#', '?' or control characters")
+    return f"@{name.lower()}@{key}"
 
 
 def validate_event_name(name: str) -> None:
@@ -160,7 +168,7 @@ class DurableHost:
             json.loads(input_text)
         now = self.clock.now()
         event = EventMessage(
-            row_key=f"E{time.time_ns():020d}-{uuid.uuid4().hex[:8]}",
+            row_key=new_event_row_key(),
             name=name,
             input=input_text,
             raised_time=now,
@@ -173,6 +181,45 @@ class DurableHost:
         else:
             await self.repo.wake(instance_id)
         return True
+
+    # ------------------------------------------------------------------ entities
+
+    async def signal_entity(self, name: str, key: str, operation: str, input_text: str | None) -> None:
+        """Queue an operation for an entity (created on first use), as the client's signal_entity does.
+
+        ``input_text`` is the request body. The SDK client double-encodes it (protocol §5.4), which is
+        what the entity batch expects (§7); a body that decodes to anything but a string (``curl -d 5``)
+        is encoded once more, so the entity still receives the value rather than a TypeError.
+        """
+        entity_id = entity_instance_id(name, key)
+        validate_event_name(operation)
+        if input_text is None:
+            batch_input = json.dumps("null")
+        elif isinstance(json.loads(input_text), str):
+            batch_input = input_text
+        else:
+            batch_input = json.dumps(input_text)
+        await self.dispatcher.ensure_entity(entity_id)
+        event = EventMessage(
+            row_key=new_event_row_key(),
+            name=operation,
+            input=batch_input,
+            raised_time=self.clock.now(),
+            is_signal=True,
+        )
+        await self.repo.add_event(entity_id, event)
+        if self.dispatcher.owns_hub:
+            self.dispatcher.add_event(entity_id, event)
+        else:
+            await self.repo.wake(entity_id)
+
+    async def read_entity_state(self, name: str, key: str) -> str | None:
+        """The entity's state as JSON text, or None if it does not exist (never created or deleted)."""
+        self.functions.entity(name)
+        record = await self.repo.get_record(entity_instance_id(name, key))
+        if record is None or not record.entity_exists:
+            return None
+        return record.entity_state
 
     # ------------------------------------------------------------------ state changes
 

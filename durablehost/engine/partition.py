@@ -39,6 +39,7 @@ _SCHEDULING_EVENTS = {
     EventType.TASK_SCHEDULED,
     EventType.TIMER_CREATED,
     EventType.SUB_ORCHESTRATION_CREATED,
+    EventType.EVENT_SENT,
 }
 
 ACTIVE_PARTITION = "active"

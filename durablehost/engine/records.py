@@ -71,6 +71,9 @@ class TaskKind(enum.StrEnum):
     TIMER = "timer"
     SUB_ORCHESTRATION = "suborchestration"
     HTTP = "http"
+    # The outbox record of a message to a durable entity (call or signal): sending it completes it, and
+    # it never adds a completion to history (a call's answer comes back as an event).
+    ENTITY_MESSAGE = "entitymessage"
 
 
 class TaskState(enum.StrEnum):
@@ -164,11 +167,19 @@ class InstanceRecord:
     # Outstanding WaitForExternalEvent actions per event name after the last run (protocol §3 #5).
     waits: dict[str, int] = field(default_factory=dict)
     suspended_from: RuntimeStatus | None = None
+    # Durable entities (instance ids "@name@key") keep their state on the instance row.
+    entity_state: str | None = None
+    entity_exists: bool = False
     etag: str | None = None
+
+    @property
+    def is_entity(self) -> bool:
+        return self.instance_id.startswith("@")
 
     def to_properties(self) -> dict[str, PropertyValue | None]:
         props: dict[str, PropertyValue | None] = {
             "Name": self.name,
+            "EntityExists": self.entity_exists,
             "RuntimeStatus": self.status.value,
             "ExecutionId": self.execution_id,
             "CreatedTime": self.created_time,
@@ -187,6 +198,7 @@ class InstanceRecord:
         put_text(props, "Input", self.input, "the orchestration input")
         put_text(props, "Output", self.output, "the orchestration output")
         put_text(props, "CustomStatus", self.custom_status, "the custom status")
+        put_text(props, "EntityState", self.entity_state, "the entity state")
         return props
 
     @classmethod
@@ -216,6 +228,8 @@ class InstanceRecord:
             generation=_opt_int(props, "Generation") or 0,
             waits=json.loads(_opt_str(props, "Waits") or "{}"),
             suspended_from=RuntimeStatus(suspended_from) if suspended_from else None,
+            entity_state=get_text(props, "EntityState"),
+            entity_exists=bool(props.get("EntityExists", False)),
             etag=etag,
         )
 
@@ -327,12 +341,19 @@ class EventMessage:
     input: str | None
     raised_time: datetime
     idempotency_key: str | None = None
+    # Entity operations: who asked (None for a signal from a client) and the id to answer under.
+    requester: str | None = None
+    request_id: str | None = None
+    is_signal: bool = False
 
     def to_properties(self) -> dict[str, PropertyValue | None]:
         props: dict[str, PropertyValue | None] = {
             "EventName": self.name,
             "RaisedTime": self.raised_time,
             "IdempotencyKey": self.idempotency_key,
+            "Requester": self.requester,
+            "RequestId": self.request_id,
+            "IsSignal": self.is_signal,
         }
         put_text(props, "Input", self.input, f"the payload of event {self.name!r}")
         return props
@@ -348,6 +369,9 @@ class EventMessage:
             input=get_text(props, "Input"),
             raised_time=raised,
             idempotency_key=_opt_str(props, "IdempotencyKey"),
+            requester=_opt_str(props, "Requester"),
+            request_id=_opt_str(props, "RequestId"),
+            is_signal=bool(props.get("IsSignal", False)),
         )
 
 

@@ -128,3 +128,35 @@ def noop(context: df.DurableOrchestrationContext):
 @app.orchestration_trigger(context_name="context")
 def waiter(context: df.DurableOrchestrationContext):
     return (yield context.wait_for_external_event("go"))
+
+
+@app.entity_trigger(context_name="context")
+def Counter(context: df.DurableEntityContext):  # noqa: N802 - entity names are case-insensitive
+    value = context.get_state(lambda: 0)
+    operation = context.operation_name
+    if operation == "add":
+        amount = context.get_input()
+        if not isinstance(amount, int):
+            raise TypeError(f"add takes an int, not {amount!r}")
+        value += amount
+    elif operation == "reset":
+        value = 0
+    elif operation == "delete":
+        context.destruct_on_exit()
+        return
+    context.set_state(value)
+    context.set_result(value)
+
+
+@app.orchestration_trigger(context_name="context")
+def uses_counter(context: df.DurableOrchestrationContext):
+    entity = df.EntityId("Counter", context.get_input())
+    context.signal_entity(entity, "add", 5)
+    after_add = yield context.call_entity(entity, "add", 10)
+    try:
+        yield context.call_entity(entity, "add", "not a number")
+        error = None
+    except Exception as exc:  # noqa: BLE001 - the test checks the error reached the caller
+        error = str(exc)
+    current = yield context.call_entity(entity, "get")
+    return {"after_add": after_add, "error": error, "current": current}
