@@ -99,6 +99,13 @@ async def test_approved_request_is_acted_on_once(host: DurableTestHost) -> None:
     assert list(actions) == [key(instance_id, "action")]
     assert actions[key(instance_id, "action")]["result"]["reference"] == output["action"]["reference"]
 
+    # The cancelled deadline and reminder timers change nothing when their time comes.
+    history = await host.history(instance_id)
+    await host.advance(timedelta(hours=100))
+    assert await host.history(instance_id) == history
+    assert (await host.client.get_status(instance_id)).output == output
+    assert reminders(instance_id) == []
+
 
 async def test_a_curl_style_raw_body_approves_too(host: DurableTestHost) -> None:
     instance_id = await start(host)
