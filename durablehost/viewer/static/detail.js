@@ -64,7 +64,7 @@ function historyTable(details) {
       el("td", { class: "right" }, e.EventId >= 0 ? String(e.EventId) : ""),
       el("td", {}, historyEventDetail(e, scheduled)),
       el("td", { class: "mono" }, payload === undefined || payload === null ? ""
-        : el("details", {}, el("summary", {}, short(payload, 80)), jsonView(decoded(payload)))));
+        : el("details", {}, el("summary", {}, short(decoded(payload), 160)), jsonView(decoded(payload)))));
   });
   const toggle = el("input", { type: "checkbox", id: "show-episodes" });
   const table = el("table", { class: "grid history hide-episodes", id: "history" },
@@ -111,7 +111,7 @@ export function renderDetail(main, id, live) {
     const seen = JSON.stringify([s, d]);
     if (seen === shown) return;
     shown = seen;
-    const created = parseTime(s.createdTime);
+    const started = parseTime(d.history[0]?.Timestamp ?? s.createdTime);
     const end = d.completedTime ? parseTime(d.completedTime) : Date.now();
     clear(main,
       el("p", {}, el("a", { href: "#/" }, "‹ Instances")),
@@ -121,7 +121,7 @@ export function renderDetail(main, id, live) {
         el("dt", {}, "Orchestrator"), el("dd", {}, s.name),
         el("dt", {}, "Created"), el("dd", { class: "mono" }, formatTime(s.createdTime)),
         el("dt", {}, "Last updated"), el("dd", { class: "mono" }, formatTime(s.lastUpdatedTime)),
-        el("dt", {}, d.completedTime ? "Took" : "Running for"), el("dd", {}, formatDuration(end - created)),
+        el("dt", {}, d.completedTime ? "Ran for" : "Running for"), el("dd", {}, formatDuration(end - started)),
         el("dt", {}, "Execution"), el("dd", { class: "mono" }, d.executionId),
         d.parentInstanceId ? [el("dt", {}, "Parent"), el("dd", { id: "parent" }, link(d.parentInstanceId))] : null),
       actionBar(id, load),

@@ -45,13 +45,14 @@ export function formatDuration(ms) {
   return `${Math.floor(ms / 3600000)} h ${Math.round((ms % 3600000) / 60000)} min`;
 }
 
-// A string holding JSON text (a Python-started instance's input is double-encoded) -> its value.
-export function decoded(value) {
-  if (typeof value !== "string") return value;
+// A string holding JSON text -> its value, twice at most: a Python-started instance's input, and an
+// event the SDK's raise_event sent, are JSON text inside a JSON string (protocol §5.3, §5.4).
+export function decoded(value, depth = 2) {
+  if (typeof value !== "string" || depth === 0) return value;
   const t = value.trim();
   if (!/^[[{"]/.test(t)) return value;
   try {
-    return JSON.parse(t);
+    return decoded(JSON.parse(t), depth - 1);
   } catch {
     return value;
   }

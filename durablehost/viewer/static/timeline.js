@@ -7,22 +7,24 @@ import { el, formatDuration, formatTime, parseTime } from "./dom.js";
 const KIND_LABEL = { activity: "activity", timer: "timer", suborchestration: "sub-orchestration",
                      http: "HTTP call" };
 
-function taskSegment(task, now) {
+// A task's bar: from its start to its end, or to now (running) or to the instance's end (abandoned: a
+// timer that lost a race, an attempt the orchestration no longer waited for). A timer's fire time is in
+// its tooltip and label, not on the axis: a 72-hour deadline would squash everything else.
+function taskSegment(task, until, finished) {
   const start = parseTime(task.scheduledTime);
-  let end = parseTime(task.completedTime);
-  const running = task.state === "scheduled";
-  if (Number.isNaN(end)) end = task.kind === "timer" && task.fireAt ? Math.max(parseTime(task.fireAt), now) : now;
-  return { start, end, running, state: task.state, task };
+  const end = parseTime(task.completedTime);
+  if (!Number.isNaN(end)) return { start, end, running: false, state: task.state, task };
+  return { start, end: Math.max(until, start), running: !finished, state: finished ? "abandoned" : task.state, task };
 }
 
 // Rows of tasks: retried calls grouped by their chain (attempts, and the backoff timers between them).
-export function taskRows(tasks, now) {
+export function taskRows(tasks, until, finished) {
   const rows = [];
   const chains = new Map();
   for (const task of tasks) {
     const retry = task.retry;
     if (!retry) {
-      rows.push({ name: task.name, kind: task.kind, segments: [{ ...taskSegment(task, now), type: task.kind }],
+      rows.push({ name: task.name, kind: task.kind, segments: [{ ...taskSegment(task, until, finished), type: task.kind }],
                   child: task.childInstanceId, tasks: [task] });
       continue;
     }
@@ -35,12 +37,12 @@ export function taskRows(tasks, now) {
     }
     row.tasks.push(task);
     if (task.kind === "timer") {
-      if (!task.finalRetryTimer) row.segments.push({ ...taskSegment(task, now), type: "wait" });
+      if (!task.finalRetryTimer) row.segments.push({ ...taskSegment(task, until, finished), type: "wait" });
       continue;
     }
     row.kind = task.kind;
     row.child = task.childInstanceId || row.child;
-    row.segments.push({ ...taskSegment(task, now), type: "attempt", attempt: retry.attempt });
+    row.segments.push({ ...taskSegment(task, until, finished), type: "attempt", attempt: retry.attempt });
   }
   return rows;
 }
@@ -76,6 +78,8 @@ function orchestrationRow(details, now) {
 function rowMeta(row) {
   const attempts = row.segments.filter((s) => s.type === "attempt");
   const parts = [KIND_LABEL[row.kind] || row.kind];
+  const timer = row.kind === "timer" ? row.tasks[0] : null;
+  if (timer && timer.fireAt) parts.push(`${timer.completedTime ? "fired" : "fires"} ${formatTime(timer.fireAt)}`);
   if (attempts.length) {
     const failed = attempts.filter((s) => s.state === "failed").length;
     parts.push(`${attempts.length} of ${row.maxAttempts} attempts` + (failed ? `, ${failed} failed` : ""));
@@ -84,8 +88,9 @@ function rowMeta(row) {
 }
 
 export function renderTimeline(details) {
-  const now = Date.now();
-  const rows = [orchestrationRow(details, now), ...taskRows(details.tasks, now), ...eventRows(details)];
+  const finished = Boolean(details.completedTime);
+  const until = finished ? parseTime(details.completedTime) : Date.now();
+  const rows = [orchestrationRow(details, until), ...taskRows(details.tasks, until, finished), ...eventRows(details)];
   const times = rows.flatMap((r) => r.segments.flatMap((s) => [s.start, s.end])).filter(Number.isFinite);
   const t0 = Math.min(...times);
   const span = Math.max(Math.max(...times) - t0, 1);
@@ -99,7 +104,8 @@ export function renderTimeline(details) {
   const segmentLabel = (s) => {
     if (s.type === "event") return s.state;
     const what = s.type === "wait" ? "wait " : s.attempt ? `#${s.attempt} ${s.state === "failed" ? "failed " : ""}` : "";
-    return what + formatDuration(s.end - s.start) + (s.running ? " …" : "");
+    const state = s.state === "abandoned" ? " (not awaited)" : s.running ? " …" : "";
+    return what + formatDuration(s.end - s.start) + state;
   };
   const body = rows.map((row) => {
     const track = el("div", { class: "tl-track" });
