@@ -16,8 +16,13 @@ export function checkJson(text) {
 }
 
 function answerView(answer) {
+  // A restart answers with the check-status links of the instance it started: link to it.
+  const started = answer.ok && answer.body && typeof answer.body.id === "string" ? answer.body.id : null;
   return el("div", { class: "answer " + (answer.ok ? "ok" : "bad"), id: "action-answer" },
     el("b", {}, `HTTP ${answer.status} ${answer.statusText || ""}`.trim()),
+    started ? el("p", {}, "Instance ", el("a", { href: "#/instance/" + encodeURIComponent(started), id: "started",
+                                                 onclick: () => document.getElementById("dialog").close() }, started))
+      : null,
     answer.ok ? null : el("div", {}, errorText(answer)),
     answer.body !== null ? jsonView(answer.body) : el("div", { class: "muted" }, "(no body)"));
 }
