@@ -5,11 +5,12 @@ from __future__ import annotations
 import time
 import uuid
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 
 from playwright.sync_api import Page, Request, expect
 
-from tests.http.hosting import MGMT
-from tests.viewer.conftest import api, start, wait_for
+from tests.http.hosting import MGMT, start_host
+from tests.viewer.conftest import APP, api, start, wait_for
 
 VIEWER = "/_durablehost/"
 
@@ -205,3 +206,26 @@ def test_each_action_confirms_and_shows_the_answer(page: Page, url: str) -> None
     page.click("#confirm-action")
     expect(page.locator("#action-answer")).to_contain_text('"instancesDeleted": 1')
     assert api("GET", f"{url}{MGMT}/instances/{instance_id}")[0] == 404
+
+
+def test_a_non_determinism_failure_is_reported(page: Page, tmp_path: Path) -> None:
+    store = f"sqlite:{tmp_path / 'state.sqlite'}"
+    old = start_host("--store", store, app=APP)
+    try:
+        assert old.url is not None
+        start(old.url, "approval", "nd-1", {"amount": 7})
+        wait_for(old.url, "nd-1", {"Running"})
+    finally:
+        assert old.stop() == 0, old.log()
+    changed = start_host("--store", store, app=APP.parent / "app_changed")
+    try:
+        assert changed.url is not None
+        assert api("POST", f"{changed.url}{MGMT}/instances/nd-1/raiseEvent/approval", {"ok": True})[0] == 202
+        wait_for(changed.url, "nd-1", {"Failed"})
+        page.goto(f"{changed.url}{VIEWER}#/instance/nd-1")
+        failure = page.locator("#instance-failure")
+        expect(failure).to_have_class("failure nondeterminism")
+        expect(failure).to_contain_text("Non-determinism detected")
+        expect(failure).to_contain_text("the code now yields CallActivity 'audit'")
+    finally:
+        assert changed.stop() == 0, changed.log()
