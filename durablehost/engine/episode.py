@@ -90,6 +90,7 @@ class InstanceState:
             return False
         return (
             self.record.history_count == 0
+            or self.history[-1]["EventType"] != EventType.ORCHESTRATOR_COMPLETED
             or bool(self.pending_completions())
             or bool(self.deliverable_events())
         )
@@ -283,14 +284,19 @@ def run_episode(state: InstanceState, functions: FunctionIndex, now: datetime) -
             )
             decisions.append(h.timer_created(ts, task_id, fire_at))
             new_tasks.append(timer)
-    for task in others:
-        inbound.append(_completion_event(task, ts))
-
+    # Everything else enters history in arrival order, as DTFx appends messages as they arrive: an
+    # approval raised before a deadline fired must win the task_any even when both wait for one episode
+    # (e.g. while the instance was suspended).
     delivered = state.deliverable_events()
+    arrivals: list[tuple[datetime, int, HistoryEvent]] = [
+        (task.completed_time or ts, 0, _completion_event(task, ts)) for task in others
+    ]
     for event in delivered:
         raised = h.event_raised(ts, event.name, event.input)
         raised["DhInboxKey"] = event.row_key
-        inbound.append(raised)
+        arrivals.append((event.raised_time, 1, raised))
+    arrivals.sort(key=lambda arrival: (arrival[0], arrival[1]))
+    inbound.extend(event for _, _, event in arrivals)
 
     payload = {
         "history": state.history + inbound,

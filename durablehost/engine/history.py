@@ -178,6 +178,11 @@ def execution_resumed(ts: datetime, reason: str | None) -> HistoryEvent:
     return _event(EventType.EXECUTION_RESUMED, -1, ts, Reason=reason)
 
 
+def generic(ts: datetime, data: str) -> HistoryEvent:
+    """A GenericEvent (type 17), which the SDK ignores (protocol §1.4)."""
+    return _event(EventType.GENERIC, -1, ts, Data=data)
+
+
 def neutralized(event: HistoryEvent, ts: datetime, reason: str) -> HistoryEvent:
     """A GenericEvent standing where ``event`` was: the SDK ignores type 17 (protocol §1.4), so a rewind
     can take a failure out of history without renumbering anything. The original is kept for readers."""

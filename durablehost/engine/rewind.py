@@ -12,7 +12,7 @@ from __future__ import annotations
 from dataclasses import dataclass, replace
 from datetime import datetime
 
-from durablehost.engine.history import EventType, HistoryEvent, neutralized
+from durablehost.engine.history import EventType, HistoryEvent, generic, neutralized
 from durablehost.engine.partition import LoadedInstance
 from durablehost.engine.records import InstanceRecord, RuntimeStatus, TaskKind, TaskRecord, TaskState
 from durablehost.errors import RewindRefused
@@ -66,6 +66,9 @@ def plan_rewind(loaded: LoadedInstance, ts: datetime, reason: str) -> RewindPlan
                 history.append(neutralized(event, ts, reason))
                 continue
         history.append(event)
+    # A marker at the end: history that does not end with OrchestratorCompleted asks for an episode, so
+    # an orchestrator that failed in its own code (no task to re-run) is replayed too.
+    history.append(generic(ts, f"rewound: {reason}"))
     if dummy_timers:
         record.next_task_id -= len(dummy_timers)
     record.status = RuntimeStatus.RUNNING

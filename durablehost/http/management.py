@@ -10,8 +10,9 @@ Choices where Azure's behaviour is not a good fit, or not implemented yet:
   (azure-functions-durable-python#295), and a ``curl -d '{"ok":true}'`` reaches it as the object.
 * ``DELETE instances/{id}`` of an instance that has not finished answers 409 with a message (purging it
   would pull history from under a running orchestration).
-* rewind, restart, purge-by-filter and entities answer 501: the engine does not implement them yet
-  (issue #4).
+* ``rewind`` of an instance that did not fail answers 410 (as the extension does); a rewind that would
+  move sequence ids (work scheduled after a retry chain ran out) answers 409 with the reason.
+* Listing entities (``GET entities/{name}``) answers 501: durablehost does not index entities yet.
 * A ``taskHub`` query parameter naming another hub is refused with 400: this host serves one hub.
 * Beyond Azure: ``GET instances/{id}/export`` answers the instance's history as a replayable document
   (``durablehost.replay``: raw stored events, for ``durablehost replay-check`` and golden histories).
@@ -52,7 +53,7 @@ _RUNNING = {
     RuntimeStatus.CONTINUED_AS_NEW,
     RuntimeStatus.SUSPENDED,
 }
-_NOT_YET = "is not implemented by durablehost yet (issue #4)"
+_NOT_YET = "is not implemented by durablehost yet"
 MAX_WAIT_SECONDS = 3600.0
 
 
@@ -75,15 +76,17 @@ async def handle(request: web.Request, settings: ServerSettings, segments: list[
         return await _instances(request, settings, rest)
     if head == "counts" and not rest:
         return await _only(request, "GET") or await instance_counts(request, settings)
-    if head == "entities":
-        raise NotImplementedRoute(f"durable entities over HTTP {_NOT_YET}")
+    if head == "entities" and len(rest) == 2:
+        return await _only(request, "GET", "POST", "DELETE") or await entity(request, settings, *rest)
+    if head == "entities" and len(rest) == 1:
+        raise NotImplementedRoute(f"listing entities {_NOT_YET}")
     return _no_route(request)
 
 
 async def _instances(request: web.Request, settings: ServerSettings, rest: list[str]) -> web.Response:
     if not rest:
         if request.method == "DELETE":
-            raise NotImplementedRoute(f"purging instances by filter {_NOT_YET}")
+            return await purge_by_filter(request, settings)
         return await _only(request, "GET", "DELETE") or await list_instances(request, settings)
     instance_id = rest[0]
     validate_instance_id(instance_id)
@@ -100,8 +103,10 @@ async def _instances(request: web.Request, settings: ServerSettings, rest: list[
         return await _only(request, "GET") or await insights.details(settings, instance_id)
     if len(rest) == 2 and operation == "export":
         return await _only(request, "GET") or await export_history(settings, instance_id)
-    if len(rest) == 2 and operation in ("rewind", "restart"):
-        raise NotImplementedRoute(f"{operation} {_NOT_YET}")
+    if len(rest) == 2 and operation == "rewind":
+        return await _only(request, "POST") or await rewind(request, settings, instance_id)
+    if len(rest) == 2 and operation == "restart":
+        return await _only(request, "POST") or await restart(request, settings, instance_id)
     return _no_route(request)
 
 
@@ -348,6 +353,60 @@ async def change(
         await host.suspend(instance_id, reason)
     else:
         await host.resume(instance_id, reason)
+    return empty_response(202)
+
+
+async def rewind(request: web.Request, settings: ServerSettings, instance_id: str) -> web.Response:
+    # The SDK sends `reason` unencoded (protocol §8-R8); aiohttp's query parsing copes with both forms.
+    await settings.host.rewind(instance_id, request.query.get("reason"))
+    return empty_response(202)
+
+
+async def restart(request: web.Request, settings: ServerSettings, instance_id: str) -> web.Response:
+    new_id = _flag(request, "restartWithNewInstanceId", True)
+    started = await settings.host.restart(instance_id, new_instance_id=new_id)
+    return check_status_response(request, settings, started)
+
+
+async def purge_by_filter(request: web.Request, settings: ServerSettings) -> web.Response:
+    created_from, created_to = _created_range(request)
+    if created_from is None:
+        return error_response(400, "purging by filter needs createdTimeFrom (and optionally createdTimeTo)")
+    statuses = _statuses(request.query["runtimeStatus"]) if "runtimeStatus" in request.query else None
+    deleted = await settings.host.purge_where(
+        created_from=created_from, created_to=created_to, runtime_status=statuses
+    )
+    if deleted == 0:
+        return empty_response(404)
+    return json_response(200, {"instancesDeleted": deleted})
+
+
+async def entity(request: web.Request, settings: ServerSettings, name: str, key: str) -> web.Response:
+    """``GET`` reads the state, ``POST ?op=`` signals an operation, ``DELETE`` signals "delete" (§5.3)."""
+    key = "" if key == "$" else key  # the extension's stand-in for an empty key
+    host = settings.host
+    if request.method == "GET":
+        state = await host.read_entity_state(name, key)
+        if state is None:
+            return empty_response(404)
+        return web.Response(status=200, text=state, content_type="application/json")
+    if request.method == "DELETE":
+        await host.signal_entity(name, key, "delete", None)
+        return empty_response(202)
+    operation = request.query.get("op")
+    if not operation:
+        return error_response(400, "signalling an entity needs the operation name in ?op=")
+    body = await read_body(request, settings.max_body)
+    input_text: str | None = None
+    if body.strip():
+        text = body.decode("utf-8")
+        if request.content_type == "application/json":
+            json.loads(text)  # refuse malformed JSON before anything is stored
+            input_text = text
+        else:
+            # A non-JSON body is the operation's input as a raw string (§5.3).
+            input_text = json.dumps(json.dumps(text))
+    await host.signal_entity(name, key, operation, input_text)
     return empty_response(202)
 
 

@@ -26,9 +26,11 @@ from durablehost.errors import (
     EntityTooLarge,
     InstanceAlreadyRunning,
     InstanceFinished,
+    InstanceNotFailed,
     InstanceNotFound,
     InvalidKey,
     PayloadTooLarge,
+    RewindRefused,
     StoreUnavailable,
     UnknownFunction,
 )
@@ -106,8 +108,10 @@ def _error(request: web.Request, exc: Exception) -> web.Response:
             return error_response(400, str(exc))
         case InstanceNotFound():
             return error_response(404, str(exc))
-        case InstanceFinished():
+        case InstanceFinished() | InstanceNotFailed():
             return error_response(410, str(exc))
+        case RewindRefused():
+            return error_response(409, str(exc))
         case InstanceAlreadyRunning():
             return error_response(409, str(exc))
         case StoreUnavailable():

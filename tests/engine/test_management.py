@@ -185,7 +185,9 @@ async def test_queries_and_purges_over_10000_instances(host: DurableTestHost) ->
     assert len(first_page) == 100 and token is not None
 
     purged = await host.host.purge_where(
-        created_from=start, created_to=start + timedelta(minutes=2, seconds=30), runtime_status=[RuntimeStatus.COMPLETED]
+        created_from=start,
+        created_to=start + timedelta(minutes=2, seconds=30),
+        runtime_status=[RuntimeStatus.COMPLETED],
     )
     assert purged == 2700  # 3,000 created in the range, 300 of them still waiting
     assert len(await collect()) == 10_000 - 2700

@@ -254,3 +254,15 @@ async def test_suspended_instance_buffers_events_until_resumed(basic_host: Durab
     status = await basic_host.wait_for_completion(instance_id)
     assert status.runtime_status == Completed
     assert status.output == [1, 2]
+
+
+async def test_completions_and_events_enter_history_in_arrival_order(basic_host: DurableTestHost) -> None:
+    instance_id = await basic_host.client.start_new("approval", client_input={"hours": 2})
+    await basic_host.run_until_idle()
+    await basic_host.client.suspend(instance_id, "hold")
+    await basic_host.client.raise_event_raw(instance_id, "approval", '"early"')  # before the deadline
+    await basic_host.advance(timedelta(hours=3))  # the deadline fires while suspended
+    await basic_host.client.resume(instance_id, "go")
+    status = await basic_host.wait_for_completion(instance_id)
+    # Both wait for the same episode; the event arrived first, so it wins the task_any.
+    assert status.output == {"outcome": "approved", "data": "early"}

@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
 from datetime import timedelta
 from pathlib import Path
-from collections.abc import AsyncIterator
 
 import azure.durable_functions as df
 import pytest
@@ -54,7 +54,9 @@ async def test_explicit_child_id_and_refused_ids(host: DurableTestHost) -> None:
     assert status.output["doubled"] == 42
     assert (await host.client.get_status("my-child")).runtime_status == Completed
 
-    refused = await host.client.start_new("named_child", instance_id="self-parent", client_input="self-parent")
+    refused = await host.client.start_new(
+        "named_child", instance_id="self-parent", client_input="self-parent"
+    )
     status = await host.wait_for_completion(refused)
     assert status.runtime_status == Failed
     assert "cannot be the id of its parent" in status.output

@@ -285,16 +285,84 @@ async def test_suspend_resume_terminate(url: str) -> None:
     assert status == 404
 
 
-async def test_not_implemented_routes_say_so(url: str) -> None:
-    instance_id = new_id("ni")
-    for method, path in (
-        ("POST", f"instances/{instance_id}/rewind"),
-        ("POST", f"instances/{instance_id}/restart"),
-        ("DELETE", "instances/?createdTimeFrom=2024-01-01T00:00:00Z"),
-        ("GET", "entities/counter/key"),
-    ):
-        status, body, _ = await request(method, f"{url}{MGMT}/{path}")
-        assert status == 501 and "issue #4" in json.loads(body)["Message"], path
+async def test_rewind_restart_and_purge_by_filter(url: str) -> None:
+    failed = new_id("rw")
+    await request("POST", f"{url}{MGMT}/orchestrators/fails/{failed}", data=b"")
+    await wait_status(url, failed, {"Failed"})
+    status, _, _ = await request("POST", f"{url}{MGMT}/instances/{failed}/rewind?reason=try again")
+    assert status == 202
+    again = await wait_status(url, failed, {"Failed"})  # the orchestrator fails the same way again
+    assert "orchestrator gave up" in again["output"]
+    waiting = new_id("rw")
+    await start_waiting(url, waiting)
+    status, body, _ = await request("POST", f"{url}{MGMT}/instances/{waiting}/rewind")
+    assert status == 410 and "not Failed" in json.loads(body)["Message"]
+    status, _, _ = await request("POST", f"{url}{MGMT}/instances/{new_id()}/rewind")
+    assert status == 404
+
+    status, body, _ = await request("POST", f"{url}{MGMT}/instances/{failed}/restart")
+    assert status == 202
+    restarted = json.loads(body)["id"]
+    assert restarted != failed
+    await wait_status(url, restarted, {"Failed"})
+    status, _, _ = await request(
+        "POST", f"{url}{MGMT}/instances/{waiting}/restart?restartWithNewInstanceId=false"
+    )
+    assert status == 409  # still running under that id
+
+    status, _, _ = await request("DELETE", f"{url}{MGMT}/instances/?runtimeStatus=Failed")
+    assert status == 400  # createdTimeFrom is required
+    status, body, _ = await request(
+        "DELETE", f"{url}{MGMT}/instances/?createdTimeFrom=2000-01-01T00:00:00Z&runtimeStatus=Failed"
+    )
+    assert status == 200 and json.loads(body)["instancesDeleted"] >= 2
+    status, _, _ = await request("GET", f"{url}{MGMT}/instances/{failed}")
+    assert status == 404
+    status, _, _ = await request("GET", f"{url}{MGMT}/instances/{waiting}")
+    assert status == 202  # running instances are never purged
+    status, _, _ = await request(
+        "DELETE", f"{url}{MGMT}/instances/?createdTimeFrom=2000-01-01T00:00:00Z&runtimeStatus=Failed"
+    )
+    assert status == 404  # nothing left to purge
+
+
+async def test_entities_over_the_management_api_and_the_sdk_client(url: str) -> None:
+    key = new_id("e")
+    entity = f"{url}{MGMT}/entities/Counter/{key}"
+    status, _, _ = await request("GET", entity)
+    assert status == 404
+    for amount in (b"2", b"3"):
+        status, _, _ = await request(
+            "POST", f"{entity}?op=add", data=amount, headers={"Content-Type": "application/json"}
+        )
+        assert status == 202
+    # The SDK client's signal_entity and read_entity_state, through an HTTP trigger.
+    status, _, _ = await request("POST", f"{url}/api/counter/{key}?amount=5")
+    assert status == 202
+    state: dict[str, object] = {}
+    for _ in range(100):
+        status, body, _ = await request("GET", f"{url}/api/counter/{key}")
+        state = json.loads(body)
+        if state["state"] == 10:
+            break
+    assert state == {"exists": True, "state": 10}
+    status, body, _ = await request("GET", entity)
+    assert (status, json.loads(body)) == (200, 10)
+    status, _, _ = await request("DELETE", entity)
+    assert status == 202
+    for _ in range(100):
+        status, _, _ = await request("GET", entity)
+        if status == 404:
+            break
+    assert status == 404
+    status, _, _ = await request("POST", f"{url}{MGMT}/entities/NoSuchEntity/k?op=add", data=b"")
+    assert status == 400
+    status, _, _ = await request(
+        "POST", f"{entity}?op=add", data=b"{bad", headers={"Content-Type": "application/json"}
+    )
+    assert status == 400
+    status, body, _ = await request("GET", f"{url}{MGMT}/entities/Counter")
+    assert status == 501 and "listing entities" in json.loads(body)["Message"]
     status, _, _ = await request("GET", f"{url}{MGMT}/nothing/here")
     assert status == 404
     status, _, _ = await request("POST", f"{url}{MGMT}/orchestrators/wait_event?taskHub=OtherHub")

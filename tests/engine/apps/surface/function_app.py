@@ -15,7 +15,7 @@ def tree_root(context: df.DurableOrchestrationContext):
     for branch in spec["branches"]:
         try:
             results.append((yield context.call_sub_orchestrator("tree_middle", branch)))
-        except Exception as exc:  # noqa: BLE001 - the test checks what propagated
+        except Exception as exc:
             results.append({"failed": str(exc)})
     return results
 
@@ -131,7 +131,7 @@ def waiter(context: df.DurableOrchestrationContext):
 
 
 @app.entity_trigger(context_name="context")
-def Counter(context: df.DurableEntityContext):  # noqa: N802 - entity names are case-insensitive
+def Counter(context: df.DurableEntityContext):
     value = context.get_state(lambda: 0)
     operation = context.operation_name
     if operation == "add":
@@ -156,7 +156,7 @@ def uses_counter(context: df.DurableOrchestrationContext):
     try:
         yield context.call_entity(entity, "add", "not a number")
         error = None
-    except Exception as exc:  # noqa: BLE001 - the test checks the error reached the caller
+    except Exception as exc:
         error = str(exc)
     current = yield context.call_entity(entity, "get")
     return {"after_add": after_add, "error": error, "current": current}

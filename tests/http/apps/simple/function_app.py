@@ -100,3 +100,26 @@ def fails(context: df.DurableOrchestrationContext):
 @app.route(route="bad-status", methods=["GET"], auth_level=func.AuthLevel.ANONYMOUS)
 def bad_status(req: func.HttpRequest) -> func.HttpResponse:
     return func.HttpResponse("x", status_code=1000)
+
+
+@app.entity_trigger(context_name="context")
+def Counter(context: df.DurableEntityContext):
+    value = context.get_state(lambda: 0)
+    if context.operation_name == "add":
+        value += context.get_input()
+    elif context.operation_name == "delete":
+        context.destruct_on_exit()
+        return
+    context.set_state(value)
+
+
+@app.route(route="counter/{key}", methods=["POST", "GET"], auth_level=func.AuthLevel.ANONYMOUS)
+@app.durable_client_input(client_name="client")
+async def counter_via_sdk(req: func.HttpRequest, client: df.DurableOrchestrationClient) -> func.HttpResponse:
+    entity = df.EntityId("Counter", req.route_params["key"])
+    if req.method == "POST":
+        await client.signal_entity(entity, "add", int(req.params.get("amount", "1")))
+        return func.HttpResponse(status_code=202)
+    state = await client.read_entity_state(entity)
+    body = json.dumps({"exists": state.entity_exists, "state": state.entity_state})
+    return func.HttpResponse(body, mimetype="application/json")
