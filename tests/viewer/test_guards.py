@@ -112,3 +112,13 @@ def test_an_exposed_host_asks_for_the_key_and_the_viewer_sends_it(browser: Brows
         context.close()
     finally:
         assert host.stop() == 0, host.log()
+
+
+def test_host_names() -> None:
+    from aiohttp.test_utils import make_mocked_request
+
+    from durablehost.http.browser import host_name
+
+    for header, name in (("127.0.0.1:7071", "127.0.0.1"), ("[::1]:7071", "[::1]"), ("LOCALHOST", "localhost"),
+                         ("evil.example:80", "evil.example"), ("", "")):  # fmt: skip
+        assert host_name(make_mocked_request("GET", "/", headers={"Host": header})) == name

@@ -229,3 +229,20 @@ def test_a_non_determinism_failure_is_reported(page: Page, tmp_path: Path) -> No
         expect(failure).to_contain_text("the code now yields CallActivity 'audit'")
     finally:
         assert changed.stop() == 0, changed.log()
+
+
+def test_the_list_pages_with_the_continuation_token(page: Page, url: str) -> None:
+    run = uuid.uuid4().hex[:6]
+    ids = [f"{run}-page-{i:02d}" for i in range(53)]
+    for instance_id in ids:
+        start(url, "approval", instance_id)
+    page.goto(f"{url}{VIEWER}#/?prefix={run}")
+    expect(page.locator("#instances tr")).to_have_count(50)
+    first = _ids(page)
+    page.click("#next-page")
+    expect(page.locator("#instances tr")).to_have_count(3)
+    assert sorted(first + _ids(page)) == ids
+    expect(page.locator("#next-page")).to_be_disabled()
+    page.click("#previous-page")
+    expect(page.locator("#instances tr")).to_have_count(50)
+    assert _ids(page) == first

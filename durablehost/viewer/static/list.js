@@ -134,7 +134,7 @@ export function renderList(main, params, live) {
       el("td", { class: "mono" }, formatTime(r.createdTime)),
       el("td", { class: "mono" }, formatTime(r.lastUpdatedTime)))));
     clear(pager,
-      el("button", { type: "button", disabled: page === 0, onclick: () => { page--; loadPage(); } }, "‹ Previous"),
+      el("button", { type: "button", id: "previous-page", disabled: page === 0, onclick: () => { page--; loadPage(); } }, "‹ Previous"),
       el("span", { class: "muted" }, `page ${page + 1}`),
       el("button", { type: "button", id: "next-page", disabled: !result.next,
                      onclick: () => { page++; loadPage(); } }, "Next ›"));
