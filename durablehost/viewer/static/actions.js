@@ -5,7 +5,7 @@ import { call, errorText, instancePath, url } from "./api.js";
 import { clear, el, jsonView } from "./dom.js";
 
 // JSON text -> {ok, value} or {ok: false, error}; empty text is no payload (the event's input is null).
-export function checkJson(text) {
+function checkJson(text) {
   if (!text.trim()) return { ok: true, body: undefined };
   try {
     JSON.parse(text);

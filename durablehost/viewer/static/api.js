@@ -1,6 +1,6 @@
 // Every call of the viewer goes to the management API, with the key the user entered (sessionStorage:
 // this tab only, gone when it closes) in the x-functions-key header. No key is sent when none is set.
-export const MGMT = "/runtime/webhooks/durabletask";
+const MGMT = "/runtime/webhooks/durabletask";
 const KEY = "durablehost.viewer.key";
 
 export function getKey() {

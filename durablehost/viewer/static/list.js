@@ -3,7 +3,7 @@
 import { call, errorText } from "./api.js";
 import { clear, el, formatTime, statusBadge } from "./dom.js";
 
-export const STATUSES = ["Pending", "Running", "Completed", "ContinuedAsNew", "Failed", "Canceled",
+const STATUSES = ["Pending", "Running", "Completed", "ContinuedAsNew", "Failed", "Canceled",
                          "Terminated", "Suspended"];
 const PAGE = 50;
 const MAX_REQUESTS = 20; // per page view: filters the API cannot apply may need several API pages
@@ -40,7 +40,7 @@ async function fetchPage(filters, token) {
   return { rows, next };
 }
 
-export function filtersFrom(params) {
+function filtersFrom(params) {
   return {
     status: (params.get("status") || "").split(",").filter((s) => STATUSES.includes(s)),
     name: params.get("name") || "",

@@ -18,7 +18,7 @@ function taskSegment(task, until, finished) {
 }
 
 // Rows of tasks: retried calls grouped by their chain (attempts, and the backoff timers between them).
-export function taskRows(tasks, until, finished) {
+function taskRows(tasks, until, finished) {
   const rows = [];
   const chains = new Map();
   for (const task of tasks) {
