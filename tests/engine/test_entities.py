@@ -11,14 +11,17 @@ import azure.durable_functions as df
 import pytest
 
 from durablehost.errors import UnknownFunction
+from durablehost.store.base import TableStore
 from durablehost.testing import DurableTestHost
+
+from .conftest import running_host
 
 APP = Path(__file__).parent / "apps" / "surface"
 
 
 @pytest.fixture
-async def host() -> AsyncIterator[DurableTestHost]:
-    async with DurableTestHost.start(APP) as running:
+async def host(engine_store: TableStore | None) -> AsyncIterator[DurableTestHost]:
+    async with running_host("surface", engine_store) as running:
         yield running
 
 

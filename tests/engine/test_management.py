@@ -11,15 +11,18 @@ import pytest
 
 from durablehost.engine.records import RuntimeStatus
 from durablehost.errors import InstanceAlreadyRunning, InstanceFinished, InstanceNotFailed, InstanceNotFound
+from durablehost.store.base import TableStore
 from durablehost.testing import DurableTestHost
+
+from .conftest import running_host
 
 APP = Path(__file__).parent / "apps" / "surface"
 S = df.OrchestrationRuntimeStatus
 
 
 @pytest.fixture
-async def host() -> AsyncIterator[DurableTestHost]:
-    async with DurableTestHost.start(APP) as running:
+async def host(engine_store: TableStore | None) -> AsyncIterator[DurableTestHost]:
+    async with running_host("surface", engine_store) as running:
         import function_app
 
         function_app.ATTEMPTS.clear()
@@ -154,7 +157,14 @@ async def test_purge_by_id(host: DurableTestHost) -> None:
         await host.client.purge_instance_history(running)
 
 
-async def test_queries_and_purges_over_10000_instances(host: DurableTestHost) -> None:
+@pytest.fixture
+async def memory_host() -> AsyncIterator[DurableTestHost]:
+    async with running_host("surface", None) as running:
+        yield running
+
+
+async def test_queries_and_purges_over_10000_instances(memory_host: DurableTestHost) -> None:
+    host = memory_host
     start = host.now()
     for n in range(10_000):
         name = "waiter" if n % 10 == 0 else "noop"
@@ -192,3 +202,25 @@ async def test_queries_and_purges_over_10000_instances(host: DurableTestHost) ->
     assert purged == 2700  # 3,000 created in the range, 300 of them still waiting
     assert len(await collect()) == 10_000 - 2700
     assert (await host.client.get_status("task-00000")).runtime_status == S.Running
+
+
+async def test_queries_and_purge_by_filter(host: DurableTestHost) -> None:
+    """The same query paths on every store (the 10,000-instance run above is SQLite only)."""
+    start = host.now()
+    for n in range(60):
+        await host.client.start_new(
+            "waiter" if n % 3 == 0 else "noop", instance_id=f"q{n:03d}", client_input=n
+        )
+    await host.run_until_idle()
+    records, token = await host.host.list_instances(page_size=25)
+    assert len(records) == 25 and token is not None
+    rest, token = await host.host.list_instances(page_size=100, continuation=token)
+    assert token is None and len(records) + len(rest) == 60
+    waiting, _ = await host.host.list_instances(runtime_status=[RuntimeStatus.RUNNING], page_size=100)
+    assert sorted(r.instance_id for r in waiting) == [f"q{n:03d}" for n in range(0, 60, 3)]
+    prefixed, _ = await host.host.list_instances(prefix="q05", page_size=100)
+    assert [r.instance_id for r in prefixed] == [f"q{n:03d}" for n in range(50, 60)]
+    purged = await host.host.purge_where(created_from=start)
+    assert purged == 40
+    remaining, _ = await host.host.list_instances(page_size=100)
+    assert len(remaining) == 20
