@@ -246,3 +246,20 @@ def test_the_list_pages_with_the_continuation_token(page: Page, url: str) -> Non
     page.click("#previous-page")
     expect(page.locator("#instances tr")).to_have_count(50)
     assert _ids(page) == first
+
+
+def test_restart_from_the_page_links_to_the_new_instance(page: Page, url: str) -> None:
+    instance_id = f"rs-{uuid.uuid4().hex[:6]}"
+    start(url, "broken", instance_id)
+    wait_for(url, instance_id, {"Failed"})
+    page.goto(f"{url}{VIEWER}#/instance/{instance_id}")
+    page.click("[data-action=restart]")
+    page.check("dialog input[name=fresh]")
+    expect(page.locator("dialog")).to_contain_text("restartWithNewInstanceId=true")
+    page.click("#confirm-action")
+    expect(page.locator("#action-answer")).to_contain_text("HTTP 202")
+    started = page.locator("#started").inner_text()
+    assert started != instance_id
+    page.click("#started")
+    expect(page.locator("#instance-id")).to_have_text(started)
+    expect(page.locator("h1 .badge")).to_have_text("Failed")  # the same input fails the same way
