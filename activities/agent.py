@@ -20,7 +20,7 @@ EXECUTE_SYSTEM = 'You carry out one planned action. Answer with a JSON object {"
 
 
 @bp.activity_trigger(input_name="payload")
-def plan_agent_actions(payload: dict[str, Any]) -> dict[str, Any]:
+def plan_agent_actions(payload: dict) -> dict[str, Any]:
     """Plan ``{"goal", "max_steps"}``; returns {"actions": [{"name", "description"}], "tokens"}."""
     answer, tokens = complete_json(
         llm_client(),
@@ -36,7 +36,7 @@ def plan_agent_actions(payload: dict[str, Any]) -> dict[str, Any]:
 
 
 @bp.activity_trigger(input_name="payload")
-def execute_agent_action(payload: dict[str, Any]) -> dict[str, Any]:
+def execute_agent_action(payload: dict) -> dict[str, Any]:
     """Execute ``{"goal", "action"}``; returns {"name", "output", "tokens"}."""
     answer, tokens = complete_json(
         llm_client(), "execute_action", EXECUTE_SYSTEM, {"goal": payload["goal"], "action": payload["action"]}

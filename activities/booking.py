@@ -28,7 +28,7 @@ def _rejectable(call: Callable[[], dict[str, Any]]) -> dict[str, Any]:
 
 
 @bp.activity_trigger(input_name="payload")
-def book_flight(payload: dict[str, Any]) -> dict[str, Any]:
+def book_flight(payload: dict) -> dict[str, Any]:
     """Hold seats: ``{"key", "flight", "date", "passengers"}`` → booking_ref, or rejected."""
     flights = services().flights
     return _rejectable(
@@ -37,7 +37,7 @@ def book_flight(payload: dict[str, Any]) -> dict[str, Any]:
 
 
 @bp.activity_trigger(input_name="payload")
-def charge_payment(payload: dict[str, Any]) -> dict[str, Any]:
+def charge_payment(payload: dict) -> dict[str, Any]:
     """Charge: ``{"key", "amount", "currency", "card_token"}`` → charge_id, or rejected."""
     payments = services().payments
     return _rejectable(
@@ -48,21 +48,21 @@ def charge_payment(payload: dict[str, Any]) -> dict[str, Any]:
 
 
 @bp.activity_trigger(input_name="payload")
-def confirm_booking(payload: dict[str, Any]) -> dict[str, Any]:
+def confirm_booking(payload: dict) -> dict[str, Any]:
     """Confirm: ``{"key", "booking_ref"}``."""
     flights = services().flights
     return _rejectable(lambda: flights.confirm(payload["key"], payload["booking_ref"]))
 
 
 @bp.activity_trigger(input_name="payload")
-def cancel_booking(payload: dict[str, Any]) -> dict[str, Any]:
+def cancel_booking(payload: dict) -> dict[str, Any]:
     """Compensation: release ``{"key", "booking_ref"}``."""
     flights = services().flights
     return _rejectable(lambda: flights.cancel(payload["key"], payload["booking_ref"]))
 
 
 @bp.activity_trigger(input_name="payload")
-def refund_payment(payload: dict[str, Any]) -> dict[str, Any]:
+def refund_payment(payload: dict) -> dict[str, Any]:
     """Compensation: refund ``{"key", "charge_id"}``."""
     payments = services().payments
     return _rejectable(lambda: payments.refund(payload["key"], payload["charge_id"]))

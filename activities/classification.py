@@ -19,7 +19,7 @@ CLASSIFY_SYSTEM = (
 
 
 @bp.activity_trigger(input_name="payload")
-def classify_request(payload: dict[str, Any]) -> dict[str, Any]:
+def classify_request(payload: dict) -> dict[str, Any]:
     """Classify ``payload["request"]`` ({"text", "amount"?, …}); returns intent, confidence,
     needs_approval, summary and the tokens used. Raises LLMError on failure."""
     request = payload["request"]

@@ -12,7 +12,7 @@ bp = df.Blueprint()
 
 
 @bp.activity_trigger(input_name="message")
-def send_notification(message: dict[str, Any]) -> dict[str, Any]:
+def send_notification(message: dict) -> dict[str, Any]:
     """Send ``{"key", "recipient", "subject", "body"}`` once per idempotency key; returns the receipt.
     Raises TransientServiceError when a failure is injected."""
     return services().notifications.send(

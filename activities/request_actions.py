@@ -14,7 +14,7 @@ ACTION_OPERATION = "actions.perform"
 
 
 @bp.activity_trigger(input_name="payload")
-def perform_request_action(payload: dict[str, Any]) -> dict[str, Any]:
+def perform_request_action(payload: dict) -> dict[str, Any]:
     """Perform the action for ``{"key", "intent", "request"}``; recorded once per idempotency key in the
     service ledger (operation ``actions.perform``), so a retried or re-delivered call acts once."""
     ledger = services().ledger

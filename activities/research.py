@@ -30,7 +30,7 @@ SYNTHESIS_SYSTEM = (
 
 
 @bp.activity_trigger(input_name="payload")
-def plan_research_queries(payload: dict[str, Any]) -> dict[str, Any]:
+def plan_research_queries(payload: dict) -> dict[str, Any]:
     """Plan ``num_queries`` queries for ``topic``; returns {"queries": [...], "tokens"}."""
     answer, tokens = complete_json(
         llm_client(),
@@ -45,7 +45,7 @@ def plan_research_queries(payload: dict[str, Any]) -> dict[str, Any]:
 
 
 @bp.activity_trigger(input_name="payload")
-def research_query(payload: dict[str, Any]) -> dict[str, Any]:
+def research_query(payload: dict) -> dict[str, Any]:
     """Research ``{"index", "topic", "query"}``; returns status ``ok`` with findings, or ``failed`` with
     the error for non-retryable LLM failures (see the module docstring)."""
     base = {"index": payload["index"], "query": payload["query"]}
@@ -63,7 +63,7 @@ def research_query(payload: dict[str, Any]) -> dict[str, Any]:
 
 
 @bp.activity_trigger(input_name="payload")
-def synthesize_findings(payload: dict[str, Any]) -> dict[str, Any]:
+def synthesize_findings(payload: dict) -> dict[str, Any]:
     """Merge ``{"topic", "findings": [str]}``; returns {"summary", "key_points", "tokens"}."""
     answer, tokens = complete_json(
         llm_client(),

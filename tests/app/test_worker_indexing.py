@@ -1,0 +1,60 @@
+"""Azure will load the app: the Functions Python worker's own indexing code finds every function.
+
+The worker validates more than the SDK's get_functions(): e.g. it refuses a binding parameter annotated
+with a generic alias such as ``dict[str, Any]`` ("invalid non-type annotation"), which once broke this app.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+HERE = Path(__file__).parent
+
+ORCHESTRATORS = {
+    "request_approval_orchestrator",
+    "research_orchestrator",
+    "research_chunk_orchestrator",
+    "booking_saga_orchestrator",
+    "agent_run_orchestrator",
+}
+ACTIVITIES = {
+    "classify_request",
+    "send_notification",
+    "perform_request_action",
+    "plan_research_queries",
+    "research_query",
+    "synthesize_findings",
+    "book_flight",
+    "charge_payment",
+    "confirm_booking",
+    "cancel_booking",
+    "refund_payment",
+    "plan_agent_actions",
+    "execute_agent_action",
+}
+HTTP_STARTERS = {
+    "start_request_workflow",
+    "start_research_workflow",
+    "start_booking_workflow",
+    "start_agent_workflow",
+    "submit_approval",
+    "workflow_status",
+}
+
+
+def test_the_functions_worker_indexes_every_function_and_binding() -> None:
+    done = subprocess.run(
+        [sys.executable, str(HERE / "worker_index.py")], capture_output=True, text=True, timeout=120
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    found: dict[str, dict[str, str]] = json.loads(done.stdout)
+    assert set(found) == ORCHESTRATORS | ACTIVITIES | HTTP_STARTERS
+    for name in ORCHESTRATORS:
+        assert found[name] == {"context": "orchestrationTrigger"}, name
+    for name in ACTIVITIES:
+        assert list(found[name].values()) == ["activityTrigger"], name
+    for name in HTTP_STARTERS:
+        assert found[name] == {"req": "httpTrigger", "client": "durableClient", "$return": "http"}, name
