@@ -51,7 +51,7 @@ from durablehost.errors import (
     PayloadTooLarge,
     UnknownFunction,
 )
-from durablehost.functions import ActivitySuccess, FunctionIndex, call_activity, call_entity
+from durablehost.functions import ActivityFunction, ActivitySuccess, FunctionIndex, call_activity, call_entity
 
 log = logging.getLogger("durablehost.dispatcher")
 
@@ -64,6 +64,10 @@ class DispatcherOptions:
     wake_poll_interval: float = 0.2  # seconds between checks for work woken by other processes
     sweep_interval: float = 30.0  # seconds between full scans of active instances (lost wake-ups)
     entity_batch_size: int = 100  # operations per entity batch (the extension uses 50-5,000)
+    # host.json functionTimeout: an attempt running longer is abandoned and the work item picked up
+    # again, at most activity_redeliveries times; then the task fails with a timeout.
+    activity_timeout: float | None = None
+    activity_redeliveries: int = 2
     cache_size: int = 2048
 
 
@@ -470,12 +474,36 @@ class Dispatcher:
             except UnknownFunction as unknown:
                 outcome = Outcome(TaskState.FAILED, reason=str(unknown), details=None)
             else:
-                done = await call_activity(activity, task.input, executor=self._executor)
-                if isinstance(done, ActivitySuccess):
-                    outcome = Outcome(TaskState.COMPLETED, result=done.result_json)
-                else:
-                    outcome = Outcome(TaskState.FAILED, reason=done.reason, details=done.details)
+                outcome = await self._attempt_activity(activity, task)
             await self.complete_task(instance_id, task.execution_id, task.task_id, outcome)
+
+    async def _attempt_activity(self, activity: ActivityFunction, task: TaskRecord) -> Outcome:
+        """Run an activity; a timed-out attempt is abandoned (its late result is never recorded)."""
+        timeout = self.options.activity_timeout
+        for attempt in range(1, self.options.activity_redeliveries + 2):
+            try:
+                async with asyncio.timeout(timeout):
+                    done = await call_activity(activity, task.input, executor=self._executor)
+            except TimeoutError:
+                # A sync activity's thread cannot be stopped; it finishes in the background and its
+                # result is discarded, like a worker that the Functions host recycles.
+                log.warning(
+                    "activity %s (task %s) timed out after %ss, attempt %d",
+                    task.name,
+                    task.task_id,
+                    timeout,
+                    attempt,
+                )
+                continue
+            if isinstance(done, ActivitySuccess):
+                return Outcome(TaskState.COMPLETED, result=done.result_json)
+            return Outcome(TaskState.FAILED, reason=done.reason, details=done.details)
+        attempts = self.options.activity_redeliveries + 1
+        return Outcome(
+            TaskState.FAILED,
+            reason=f"Activity function '{task.name}' failed: TimeoutError: timed out after {timeout} s "
+            f"in each of {attempts} attempts",
+        )
 
     async def _run_http(self, instance_id: str, task: TaskRecord) -> None:
         async with self._activity_slots:

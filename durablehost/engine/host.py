@@ -29,7 +29,7 @@ from durablehost.engine.history import (
     orchestrator_started,
 )
 from durablehost.engine.partition import InstanceRepository
-from durablehost.engine.records import EventMessage, InstanceRecord, RuntimeStatus
+from durablehost.engine.records import EventMessage, InstanceRecord, RuntimeStatus, TaskKind, TaskState
 from durablehost.engine.rewind import plan_rewind
 from durablehost.errors import (
     EntityAlreadyExists,
@@ -249,7 +249,26 @@ class DurableHost:
             return new_record
         raise RuntimeError(f"could not {action} {instance_id!r}: the instance kept changing")
 
-    async def terminate(self, instance_id: str, reason: str | None = None) -> None:
+    async def terminate(
+        self, instance_id: str, reason: str | None = None, *, recursive: bool = False
+    ) -> None:
+        """Terminate an instance; with ``recursive`` (beyond Azure), its running sub-orchestrations too."""
+        await self._terminate_one(instance_id, reason)
+        if not recursive:
+            return
+        state = await self.dispatcher.state_of(instance_id)
+        children = [
+            t.child_instance_id
+            for t in (state.tasks.values() if state else [])
+            if t.kind is TaskKind.SUB_ORCHESTRATION and t.state is TaskState.SCHEDULED and t.child_instance_id
+        ]
+        for child in children:
+            try:
+                await self.terminate(child, reason, recursive=True)
+            except (InstanceFinished, InstanceNotFound):
+                continue  # finished or never created meanwhile: nothing to stop
+
+    async def _terminate_one(self, instance_id: str, reason: str | None) -> None:
         def change(record: InstanceRecord) -> tuple[InstanceRecord, list[HistoryEvent]]:
             now = self.clock.now()
             output = json.dumps(reason) if reason is not None else None

@@ -33,6 +33,7 @@ class HostJson:
     hub_name: str = DEFAULT_HUB
     max_activities: int | None = None
     max_orchestrations: int | None = None
+    function_timeout: float | None = None  # seconds; host.json functionTimeout bounds each activity
 
 
 @dataclass(frozen=True)
@@ -108,6 +109,7 @@ def read_host_json(app_dir: Path, environ: MutableMapping[str, str] | None = Non
         hub_name=hub,
         max_activities=_positive(durable, "maxConcurrentActivityFunctions", path),
         max_orchestrations=_positive(durable, "maxConcurrentOrchestratorFunctions", path),
+        function_timeout=_timespan(data, "functionTimeout", path),
     )
 
 
@@ -134,3 +136,21 @@ def _positive(section: dict[str, Any], key: str, path: Path) -> int | None:
     if isinstance(value, bool) or not isinstance(value, int) or value < 1:
         raise ConfigError(f"{path}: extensions.durableTask.{key} must be a positive whole number")
     return value
+
+
+_TIMESPAN = re.compile(r"^(?:(\d+)\.)?(\d{1,2}):(\d{2}):(\d{2}(?:\.\d+)?)$")
+
+
+def _timespan(section: dict[str, Any], key: str, path: Path) -> float | None:
+    """A host.json TimeSpan (``hh:mm:ss`` or ``d.hh:mm:ss``) in seconds; ``-1`` means unlimited."""
+    value = section.get(key)
+    if value is None or value == "-1":
+        return None
+    match = _TIMESPAN.match(value) if isinstance(value, str) else None
+    if match is None:
+        raise ConfigError(f'{path}: {key} must be a TimeSpan like "00:05:00" (or "-1"), not {value!r}')
+    days, hours, minutes, seconds = (float(part or 0) for part in match.groups())
+    total = ((days * 24 + hours) * 60 + minutes) * 60 + seconds
+    if total <= 0:
+        raise ConfigError(f"{path}: {key} must be longer than zero")
+    return total

@@ -14,6 +14,7 @@ Choices where Azure's behaviour is not a good fit, or not implemented yet:
   move sequence ids (work scheduled after a retry chain ran out) answers 409 with the reason.
 * Listing entities (``GET entities/{name}``) answers 501: durablehost does not index entities yet.
 * A ``taskHub`` query parameter naming another hub is refused with 400: this host serves one hub.
+* Beyond Azure: ``terminate?recursive=true`` also terminates the instance's running sub-orchestrations.
 * Beyond Azure: ``GET instances/{id}/export`` answers the instance's history as a replayable document
   (``durablehost.replay``: raw stored events, for ``durablehost replay-check`` and golden histories).
 
@@ -348,7 +349,8 @@ async def change(
     reason = request.query.get("reason")
     host = settings.host
     if operation == "terminate":
-        await host.terminate(instance_id, reason)
+        # Beyond Azure: ?recursive=true terminates running sub-orchestrations too.
+        await host.terminate(instance_id, reason, recursive=_flag(request, "recursive", False))
     elif operation == "suspend":
         await host.suspend(instance_id, reason)
     else:

@@ -113,6 +113,7 @@ def _dispatcher_options(config: HostJson) -> DispatcherOptions:
     return DispatcherOptions(
         max_concurrent_activities=config.max_activities or defaults.max_concurrent_activities,
         max_concurrent_orchestrations=config.max_orchestrations or defaults.max_concurrent_orchestrations,
+        activity_timeout=config.function_timeout,
     )
 
 
@@ -221,9 +222,7 @@ async def _listen(
 ) -> int:
     port = sock.getsockname()[1]
     public_url = f"http://{_url_host(options.host)}:{port}"
-    settings = ServerSettings(
-        host=engine, hub=hub, keys=keys, max_body=options.max_body
-    )
+    settings = ServerSettings(host=engine, hub=hub, keys=keys, max_body=options.max_body)
     if rpc_sock is not None:
         settings.rpc_base_url = f"http://{DEFAULT_BIND}:{rpc_sock.getsockname()[1]}{MANAGEMENT_PREFIX}/"
     else:

@@ -224,3 +224,18 @@ async def test_queries_and_purge_by_filter(host: DurableTestHost) -> None:
     assert purged == 40
     remaining, _ = await host.host.list_instances(page_size=100)
     assert len(remaining) == 20
+
+
+async def test_recursive_terminate_stops_running_children(host: DurableTestHost) -> None:
+    shallow = await host.client.start_new("parent_of_waiter", client_input="child-kept")
+    deep = await host.client.start_new("parent_of_waiter", client_input="child-stopped")
+    await host.run_until_idle()
+    await host.client.terminate(shallow, "parent only")
+    await host.host.terminate(deep, "whole tree", recursive=True)
+    await host.run_until_idle()
+    assert (await host.client.get_status(shallow)).runtime_status == S.Terminated
+    assert (await host.client.get_status("child-kept")).runtime_status == S.Running
+    assert (await host.client.get_status(deep)).runtime_status == S.Terminated
+    child = await host.client.get_status("child-stopped")
+    assert child.runtime_status == S.Terminated
+    assert child.output == "whole tree"

@@ -86,3 +86,16 @@ def test_local_settings_and_host_json(tmp_path: Path) -> None:
     (tmp_path / "local.settings.json").write_text('{"IsEncrypted": true, "Values": {}}')
     with pytest.raises(ConfigError, match="encrypted"):
         read_local_settings(tmp_path)
+
+
+def test_host_json_function_timeout(tmp_path: Path) -> None:
+    def timeout_of(value: object) -> float | None:
+        (tmp_path / "host.json").write_text(json.dumps({"version": "2.0", "functionTimeout": value}))
+        return read_host_json(tmp_path).function_timeout
+
+    assert timeout_of("00:05:00") == 300
+    assert timeout_of("1.02:00:30") == 93630
+    assert timeout_of("-1") is None
+    for bad in ("5 minutes", "00:00:00", 300):
+        with pytest.raises(ConfigError, match="functionTimeout"):
+            timeout_of(bad)

@@ -160,3 +160,34 @@ def uses_counter(context: df.DurableOrchestrationContext):
         error = str(exc)
     current = yield context.call_entity(entity, "get")
     return {"after_add": after_add, "error": error, "current": current}
+
+
+@app.orchestration_trigger(context_name="context")
+def calls_http(context: df.DurableOrchestrationContext):
+    url = context.get_input()
+    try:
+        response = yield context.call_http("POST", url, content={"hello": "world"}, headers={"X-Test": "yes"})
+    except Exception as exc:
+        return {"error": str(exc)}
+    return response
+
+
+@app.orchestration_trigger(context_name="context")
+def parent_of_waiter(context: df.DurableOrchestrationContext):
+    return (yield context.call_sub_orchestrator("waiter", None, instance_id=context.get_input()))
+
+
+@app.activity_trigger(input_name="seconds")
+async def slow_then_fast(seconds: float) -> int:
+    """Hangs on its first two attempts, then answers at once."""
+    import asyncio
+
+    attempt = count_attempt("slow_then_fast")
+    if attempt <= 2:
+        await asyncio.sleep(seconds)
+    return attempt
+
+
+@app.orchestration_trigger(context_name="context")
+def calls_slow(context: df.DurableOrchestrationContext):
+    return (yield context.call_activity("slow_then_fast", context.get_input()))
