@@ -57,6 +57,7 @@ from durablehost.store.base import (
     UpdateMode,
 )
 from durablehost.store.filtering import matches
+from durablehost.store.paging import all_pages
 
 _SDK_MODE = {UpdateMode.MERGE: SdkUpdateMode.MERGE, UpdateMode.REPLACE: SdkUpdateMode.REPLACE}
 _KEYS = ("PartitionKey", "RowKey")
@@ -339,7 +340,7 @@ class AzureTableStore:
             for op, meta in zip(operations, results, strict=True)
         ]
 
-    async def query(
+    def query(
         self,
         table: str,
         *,
@@ -350,26 +351,16 @@ class AzureTableStore:
         select: Sequence[str] | None = None,
         limit: int | None = None,
     ) -> AsyncIterator[Entity]:
-        remaining = limit
-        continuation: str | None = None
-        while remaining is None or remaining > 0:
-            page = await self.query_page(
-                table,
-                partition_key=partition_key,
-                row_key_from=row_key_from,
-                row_key_to=row_key_to,
-                where=where,
-                select=select,
-                page_size=MAX_PAGE_SIZE if remaining is None else min(MAX_PAGE_SIZE, remaining),
-                continuation=continuation,
-            )
-            for entity in page.entities:
-                yield entity
-            if remaining is not None:
-                remaining -= len(page.entities)
-            continuation = page.continuation
-            if continuation is None:
-                return
+        return all_pages(
+            self,
+            table,
+            partition_key=partition_key,
+            row_key_from=row_key_from,
+            row_key_to=row_key_to,
+            where=where,
+            select=select,
+            limit=limit,
+        )
 
     async def query_page(
         self,
