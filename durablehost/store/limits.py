@@ -45,6 +45,8 @@ class InvalidValue(StoreError, ValueError):
 
 def utf16_len(text: str) -> int:
     """Size of ``text`` in bytes as Azure counts it (UTF-16)."""
+    if text.isascii():  # the common case, without encoding a copy
+        return 2 * len(text)
     return len(text.encode("utf-16-le"))
 
 
@@ -72,8 +74,21 @@ def validate_key(kind: str, key: str) -> None:
         )
 
 
+# Property names already found valid: an engine writes the same few dozen names over and over.
+_VALID_NAMES: set[str] = set()
+_VALID_NAMES_CAP = 10_000
+
+
 def validate_property_name(name: str) -> None:
     """A user property name: a C# identifier of at most 255 characters, not a system property."""
+    if type(name) is str and name in _VALID_NAMES:
+        return
+    _check_property_name(name)
+    if len(_VALID_NAMES) < _VALID_NAMES_CAP:
+        _VALID_NAMES.add(name)
+
+
+def _check_property_name(name: str) -> None:
     if not isinstance(name, str) or not name.isidentifier():
         raise InvalidValue(
             f"invalid property name {name!r}: it must be a valid identifier (letters, digits, _)"

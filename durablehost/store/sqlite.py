@@ -46,6 +46,7 @@ from durablehost.store.base import (
     UpdateMode,
 )
 from durablehost.store.filtering import matches
+from durablehost.store.paging import all_pages
 
 _T = TypeVar("_T")
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
@@ -263,7 +264,12 @@ class SqliteTableStore:
             except sqlite3.IntegrityError as error:
                 raise EntityAlreadyExists(table, op.partition_key, op.row_key) from error
             return etag
-        row = execute("SELECT etag, props FROM entities WHERE tbl = ? AND pk = ? AND rk = ?", key).fetchone()
+        if op.kind is OpKind.UPSERT and op.mode is UpdateMode.REPLACE:
+            row = None  # an unconditional replace needs neither the old ETag nor the old properties
+        else:
+            row = execute(
+                "SELECT etag, props FROM entities WHERE tbl = ? AND pk = ? AND rk = ?", key
+            ).fetchone()
         if op.kind is not OpKind.UPSERT:
             if row is None:
                 raise EntityNotFound(table, op.partition_key, op.row_key)
@@ -290,7 +296,7 @@ class SqliteTableStore:
 
     # -- queries ----------------------------------------------------------------------------------------
 
-    async def query(
+    def query(
         self,
         table: str,
         *,
@@ -301,26 +307,16 @@ class SqliteTableStore:
         select: Sequence[str] | None = None,
         limit: int | None = None,
     ) -> AsyncIterator[Entity]:
-        remaining = limit
-        continuation: str | None = None
-        while remaining is None or remaining > 0:
-            page = await self.query_page(
-                table,
-                partition_key=partition_key,
-                row_key_from=row_key_from,
-                row_key_to=row_key_to,
-                where=where,
-                select=select,
-                page_size=MAX_PAGE_SIZE if remaining is None else min(MAX_PAGE_SIZE, remaining),
-                continuation=continuation,
-            )
-            for entity in page.entities:
-                yield entity
-            if remaining is not None:
-                remaining -= len(page.entities)
-            continuation = page.continuation
-            if continuation is None:
-                return
+        return all_pages(
+            self,
+            table,
+            partition_key=partition_key,
+            row_key_from=row_key_from,
+            row_key_to=row_key_to,
+            where=where,
+            select=select,
+            limit=limit,
+        )
 
     async def query_page(
         self,
