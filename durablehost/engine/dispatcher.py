@@ -24,6 +24,7 @@ from collections.abc import Awaitable, Callable, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
+from typing import Any
 
 from durablehost.engine.clock import Clock
 from durablehost.engine.episode import (
@@ -105,6 +106,7 @@ class Dispatcher:
             max_workers=self.options.max_concurrent_activities, thread_name_prefix="activity"
         )
         self._inflight: dict[tuple[str, str, int], asyncio.Task[None]] = {}
+        self._entity_sends: dict[str, asyncio.Task[Any]] = {}  # the last entity message per sender
         self._background: set[asyncio.Task[None]] = set()
         self._loops: list[asyncio.Task[None]] = []
         self._timer_changed = asyncio.Event()
@@ -440,7 +442,7 @@ class Dispatcher:
         if task.kind is TaskKind.SUB_ORCHESTRATION:
             runner = self._start_child
         elif task.kind is TaskKind.ENTITY_MESSAGE:
-            runner = self._send_entity_message
+            runner = self._send_in_order
         elif task.kind is TaskKind.HTTP:
             runner = self._run_http
         else:
@@ -634,6 +636,24 @@ class Dispatcher:
         """Put an event into another instance's inbox (deduplicated by its idempotency key)."""
         if await self.repo.add_event(target, event):
             self.add_event(target, event)
+
+    async def _send_in_order(self, instance_id: str, task: TaskRecord) -> None:
+        """Send an instance's entity messages one after another, in the order it scheduled them.
+
+        A signal followed by a call to the same entity must arrive in that order, as the extension
+        guarantees per sender; sending them concurrently would let the second overtake the first.
+        """
+        previous = self._entity_sends.get(instance_id)
+        current = asyncio.current_task()
+        if current is not None:
+            self._entity_sends[instance_id] = current
+        try:
+            if previous is not None and not previous.done():
+                await asyncio.wait({previous})
+            await self._send_entity_message(instance_id, task)
+        finally:
+            if self._entity_sends.get(instance_id) is current:
+                del self._entity_sends[instance_id]
 
     async def _send_entity_message(self, instance_id: str, task: TaskRecord) -> None:
         message = json.loads(task.input or "{}")

@@ -79,3 +79,10 @@ async def test_entities_survive_a_restart_on_the_same_store(tmp_path: Path) -> N
         await second.run_until_idle()
         assert await second.host.read_entity_state("counter", "p") == "10"
     await store.close()
+
+
+async def test_one_senders_messages_reach_the_entity_in_order(host: DurableTestHost) -> None:
+    instance_id = await host.client.start_new("journal_writer", client_input="j1")
+    status = await host.wait_for_completion(instance_id)
+    assert status.runtime_status == df.OrchestrationRuntimeStatus.Completed, status.output
+    assert status.output == list(range(20))

@@ -191,3 +191,20 @@ async def slow_then_fast(seconds: float) -> int:
 @app.orchestration_trigger(context_name="context")
 def calls_slow(context: df.DurableOrchestrationContext):
     return (yield context.call_activity("slow_then_fast", context.get_input()))
+
+
+@app.entity_trigger(context_name="context")
+def Journal(context: df.DurableEntityContext):
+    entries = context.get_state(list)
+    if context.operation_name == "append":
+        entries.append(context.get_input())
+    context.set_state(entries)
+    context.set_result(entries)
+
+
+@app.orchestration_trigger(context_name="context")
+def journal_writer(context: df.DurableOrchestrationContext):
+    journal = df.EntityId("Journal", context.get_input())
+    for n in range(20):
+        context.signal_entity(journal, "append", n)
+    return (yield context.call_entity(journal, "get"))
