@@ -26,7 +26,7 @@ from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from typing import Any
 
-from durablehost.engine.clock import Clock
+from durablehost.engine.clock import Clock, WallClock
 from durablehost.engine.episode import (
     InstanceState,
     NonDeterminismError,
@@ -143,7 +143,8 @@ class Dispatcher:
     async def _lease_loop(self) -> None:
         renew_every = self.options.lease_duration.total_seconds() / 3
         while True:
-            now = self.clock_now_real()
+            # Leases expire in real time even under a virtual clock: they protect against real crashes.
+            now = WallClock().now()
             acquired = await self.repo.try_acquire_lease(self.owner, now, now + self.options.lease_duration)
             if acquired and not self._owns_hub.is_set():
                 log.info("owner %s acquired the task hub %s", self.owner, self.repo.hub)
@@ -162,13 +163,6 @@ class Dispatcher:
                 self._owns_hub.clear()
                 self._states.clear()
             await asyncio.sleep(renew_every if acquired else min(renew_every, 1.0))
-
-    @staticmethod
-    def clock_now_real() -> datetime:
-        # Leases expire in real time even under a virtual clock: they protect against real crashes.
-        from durablehost.engine.clock import WallClock
-
-        return WallClock().now()
 
     async def _recover(self) -> None:
         """Resume every unfinished instance: re-run scheduled activities, re-arm timers, run episodes."""

@@ -10,7 +10,6 @@ behind by a crash are recognised on load (their events are in history) and remov
 
 from __future__ import annotations
 
-import json
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -30,6 +29,7 @@ from durablehost.engine.records import (
     history_row_key,
     history_to_properties,
     idempotency_row_key,
+    task_row_key,
 )
 from durablehost.errors import EntityAlreadyExists, EntityNotFound, EtagMismatch, TransactionFailed
 from durablehost.store.base import Condition, Entity, Op, TableStore, UpdateMode
@@ -292,8 +292,6 @@ class InstanceRepository:
         return True
 
     async def read_task(self, instance_id: str, execution_id: str, task_id: int) -> TaskRecord | None:
-        from durablehost.engine.records import task_row_key
-
         try:
             entity = await self.store.get(self.table, instance_id, task_row_key(execution_id, task_id))
         except EntityNotFound:
@@ -446,12 +444,3 @@ class InstanceRepository:
         )
         records = [InstanceRecord.from_properties(e.row_key, e.properties, e.etag) for e in page.entities]
         return records, page.continuation
-
-
-def inbox_key_of(event: HistoryEvent) -> str | None:
-    key = event.get("DhInboxKey")
-    return key if isinstance(key, str) else None
-
-
-def dumps_compact(value: Any) -> str:
-    return json.dumps(value, separators=(",", ":"))
