@@ -69,6 +69,9 @@ class DispatcherOptions:
     # again, at most activity_redeliveries times; then the task fails with a timeout.
     activity_timeout: float | None = None
     activity_redeliveries: int = 2
+    # Replays costing more than this (seconds) make the next episode wait for more completions.
+    batching_threshold: float = 0.01
+    max_batching_delay: float = 2.0
     cache_size: int = 2048
 
 
@@ -107,6 +110,7 @@ class Dispatcher:
         )
         self._inflight: dict[tuple[str, str, int], asyncio.Task[None]] = {}
         self._entity_sends: dict[str, asyncio.Task[Any]] = {}  # the last entity message per sender
+        self._replay_cost: dict[str, float] = {}  # seconds the last episode's replay took, per instance
         self._background: set[asyncio.Task[None]] = set()
         self._loops: list[asyncio.Task[None]] = []
         self._timer_changed = asyncio.Event()
@@ -290,11 +294,16 @@ class Dispatcher:
             return
         if state is None or not state.has_work():
             return
+        delay = self._batching_delay(state)
+        if delay:
+            await asyncio.sleep(delay)
+        started = time.perf_counter()
         try:
             result = run_episode(state, self.functions, self.clock.now())
         except (NonDeterminismError, UnsupportedAction, UnknownFunction, PayloadTooLarge) as problem:
             await self._fail_instance(state, str(problem))
             return
+        self._replay_cost[instance_id] = time.perf_counter() - started
         try:
             await self.repo.commit(
                 result.record,
@@ -338,6 +347,22 @@ class Dispatcher:
         if state.has_work():
             self.schedule(instance_id)
 
+    def _batching_delay(self, state: InstanceState) -> float:
+        """How long to let completions pile up before replaying a large history again.
+
+        Each episode replays the whole history in the SDK (protocol §1.5), so an instance whose replay
+        is expensive and which still has work in flight waits twice its last replay time: replay then
+        takes at most a third of the time, and a fan-out of N costs O(N) replays' worth, not O(N²).
+        Cheap replays, and instances with nothing in flight (an event just arrived), never wait.
+        """
+        cost = self._replay_cost.get(state.record.instance_id, 0.0)
+        if cost < self.options.batching_threshold:
+            return 0.0
+        in_flight = any(
+            t.state is TaskState.SCHEDULED and t.kind in _BATCHED_KINDS for t in state.tasks.values()
+        )
+        return min(2 * cost, self.options.max_batching_delay) if in_flight else 0.0
+
     async def _fail_instance(self, state: InstanceState, message: str) -> None:
         """Fail an instance for a host-side reason (non-determinism, unsupported action, oversize)."""
         record = replace(state.record)
@@ -373,6 +398,7 @@ class Dispatcher:
 
     async def _after_finish(self, state: InstanceState) -> None:
         record = state.record
+        self._replay_cost.pop(record.instance_id, None)
         self.timers.cancel_instance(record.instance_id)
         if record.parent_instance_id and record.parent_execution_id and record.parent_task_id is not None:
             if record.status is RuntimeStatus.COMPLETED:
@@ -793,6 +819,10 @@ class Dispatcher:
         if state is not None and all(e.row_key != event.row_key for e in state.events):
             state.events.append(event)
         self.schedule(instance_id)
+
+
+# Work whose completions an episode can usefully wait for (timers and events are not waited for).
+_BATCHED_KINDS = (TaskKind.ACTIVITY, TaskKind.HTTP, TaskKind.SUB_ORCHESTRATION)
 
 
 def split_entity_id(entity_id: str) -> tuple[str, str]:
