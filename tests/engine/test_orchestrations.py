@@ -48,9 +48,9 @@ async def test_fan_out_of_1000_returns_results_in_argument_order_in_few_episodes
     completions = [e for e in history if e["EventType"] == EventType.TASK_COMPLETED]
     assert sorted(e["TaskScheduledId"] for e in completions) == list(range(1000))
     episodes = _types(history).count(EventType.ORCHESTRATOR_STARTED)
-    # Completions are batched into episodes: nowhere near one replay per result.
-    print("EPISODES", episodes)
-    assert episodes < 100, episodes
+    # Completions are batched into episodes, and an expensive replay waits for more of them
+    # (measured: 3 episodes on SQLite, 7-8 on Azurite; 90 without the batching delay).
+    assert episodes <= 20, episodes
 
 
 async def test_event_wins_against_deadline_and_the_timer_is_cancelled(basic_host: DurableTestHost) -> None:
