@@ -16,10 +16,14 @@ from __future__ import annotations
 
 import base64
 import json
+import re
+import time
+import uuid
 from collections.abc import AsyncIterator, Mapping, Sequence
 from dataclasses import replace
 from datetime import UTC, datetime
 from typing import Any, NoReturn
+from wsgiref.handlers import format_date_time
 
 from azure.core import MatchConditions
 from azure.core.exceptions import (
@@ -30,8 +34,10 @@ from azure.core.exceptions import (
     ServiceRequestError,
     ServiceResponseError,
 )
+from azure.core.rest import HttpRequest
 from azure.data.tables import EdmType, EntityProperty, TableTransactionError
 from azure.data.tables import UpdateMode as SdkUpdateMode
+from azure.data.tables._table_batch import TableBatchOperations
 from azure.data.tables.aio import TableClient, TableServiceClient
 
 from durablehost.azurite import STANDARD_PORTS, connection_string
@@ -324,8 +330,19 @@ class AzureTableStore:
                 batch.append(("update", entity, {"mode": _SDK_MODE[op.mode], **_condition(op.etag)}))
             else:
                 batch.append(("delete", entity, _condition(op.etag)))
+        client = self._client(table)
         try:
-            results = await self._client(table).submit_transaction(batch)
+            fast = await _submit_fast(client, batch)
+        except (HttpResponseError, ServiceRequestError, ServiceResponseError) as error:
+            _raise_mapped(error, table, operations[0].partition_key)
+        if fast is not None:
+            return [
+                None if op.kind is OpKind.DELETE else etag for op, etag in zip(operations, fast, strict=True)
+            ]
+        # The transaction was refused as a whole (nothing applied): run it again through the SDK, whose
+        # error (failing index, error code) maps onto ours exactly.
+        try:
+            results = await client.submit_transaction(batch)
         except TableTransactionError as error:
             index = error.index
             op = operations[index] if 0 <= index < len(operations) else operations[0]
@@ -425,6 +442,86 @@ class AzureTableStore:
             await client.close()
         self._clients.clear()
         await self._service.close()
+
+
+_CHANGESET_RESPONSE = re.compile(r"boundary=(changesetresponse_[A-Za-z0-9_-]+)")
+_STATUS_LINE = re.compile(r"^HTTP/1\.1 (\d{3})", re.MULTILINE)
+_ETAG_HEADER = re.compile(r"^ETag: *(.*?)\r?$", re.MULTILINE | re.IGNORECASE)
+
+
+async def _submit_fast(
+    client: TableClient, operations: list[tuple[str, dict[str, Any], dict[str, Any]]]
+) -> list[str | None] | None:
+    """Send an entity-group transaction, writing and reading the multipart body ourselves.
+
+    The SDK builds each operation's request (URL, headers, JSON body) as it always does; what is skipped
+    is azure-core's multipart code, which runs every part through the stdlib ``email`` package both ways
+    and cost ~80% of a transaction's client CPU (profile in bench/engine_bench.py's history). Returns the
+    ETag of each operation, or None if the service refused the transaction as a whole: a changeset is
+    atomic, so nothing was applied and the caller may send it again through the SDK for its exact error.
+    """
+    prepared = TableBatchOperations(
+        config=client._client._config,
+        endpoint=f"{client.scheme}://{client._primary_hostname}",
+        table_name=client.table_name,
+        is_cosmos_endpoint=client._cosmos_endpoint,
+    )
+    for operation in operations:
+        prepared.add_operation(operation)
+    now = format_date_time(time.time())
+    changeset = f"changeset_{uuid.uuid4()}"
+    batch = f"batch_{uuid.uuid4()}"
+    chunks = [f"--{batch}\r\nContent-Type: multipart/mixed; boundary={changeset}\r\n\r\n".encode()]
+    for index, request in enumerate(prepared.requests):
+        lines = [
+            f"--{changeset}",
+            "Content-Type: application/http",
+            "Content-Transfer-Encoding: binary",
+            f"Content-ID: {index}",
+            "",
+            f"{request.method} {request.url} HTTP/1.1",
+            *(f"{name}: {value}" for name, value in request.headers.items()),
+            f"x-ms-date: {now}",
+            f"Date: {now}",
+        ]
+        content = request.content
+        body = content.encode() if isinstance(content, str) else (content or b"")
+        chunks.append("\r\n".join(lines).encode() + b"\r\n\r\n" + body + b"\r\n")
+    chunks.append(f"--{changeset}--\r\n\r\n--{batch}--\r\n".encode())
+    request = HttpRequest(
+        "POST",
+        f"{client.scheme}://{client._primary_hostname}/$batch",
+        headers={
+            "x-ms-version": client.api_version,
+            "DataServiceVersion": "3.0",
+            "MaxDataServiceVersion": "3.0;NetFx",
+            "Content-Type": f"multipart/mixed; boundary={batch}",
+            "Accept": "application/json",
+        },
+        content=b"".join(chunks),
+    )
+    # stream=True, as the SDK does: otherwise the pipeline tries to decode the multipart body itself.
+    response = await client._client.send_request(request, stream=True)
+    await response.read()
+    if response.status_code != 202:
+        return None
+    text = response.text()
+    found = _CHANGESET_RESPONSE.search(text)
+    if found is None:
+        raise StoreError(f"unexpected transaction response from the table service: {text[:300]!r}")
+    parts = [p for p in text.split(f"--{found.group(1)}")[1:] if not p.startswith("--")]
+    statuses = [_STATUS_LINE.search(p) for p in parts]
+    if any(m is None or not 200 <= int(m.group(1)) < 300 for m in statuses):
+        return None
+    if len(parts) != len(operations):
+        raise StoreError(
+            f"the table service answered {len(parts)} parts to a transaction of {len(operations)}"
+        )
+    etags: list[str | None] = []
+    for part in parts:
+        etag = _ETAG_HEADER.search(part)
+        etags.append(etag.group(1).strip() if etag else None)
+    return etags
 
 
 def _condition(etag: str | None) -> dict[str, Any]:
