@@ -81,7 +81,8 @@ DURABLEHOST = ("durablehost-sqlite", "durablehost-azurite")
 PEERS = ("dbos", "restate", "temporal")
 ALL_SYSTEMS = DURABLEHOST + PEERS
 WORKLOADS = ("throughput", "latency", "fanout", "event")
-RUN_TIMEOUT = 900.0
+RUN_TIMEOUT = 600.0
+EXIT_GRACE = 60.0  # seconds a measurement process may take to exit after printing its result
 
 
 @dataclass(frozen=True)
@@ -124,6 +125,7 @@ class Figure:
 
     runs: list[float] = field(default_factory=list)
     error: str = ""
+    failed: int = 0  # runs that produced no value (their values are not counted anywhere)
     notes: list[str] = field(default_factory=list)
 
     @property
@@ -227,6 +229,7 @@ def run_json(command: list[str], *, cwd: Path, timeout: float = RUN_TIMEOUT, env
         assert process.stdout is not None
         started = time.monotonic()
         chunks: list[bytes] = []
+        result_at: float | None = None
         os.set_blocking(process.stdout.fileno(), False)
         try:
             while True:
@@ -236,12 +239,18 @@ def run_json(command: list[str], *, cwd: Path, timeout: float = RUN_TIMEOUT, env
                     chunk = None
                 if chunk:
                     chunks.append(chunk)
+                    if result_at is None and b"\n{" in b"\n" + b"".join(chunks):
+                        result_at = time.monotonic()
                 for pid in _descendants(process.pid):
                     seen.setdefault(pid, _cmdline(pid))
                 if process.poll() is not None:
                     rest = process.stdout.read()
                     if rest:
                         chunks.append(rest)
+                    break
+                if result_at is not None and time.monotonic() - result_at > EXIT_GRACE:
+                    notes.append(f"did not exit within {EXIT_GRACE:.0f} s after printing its result; "
+                                 "stopped by pid")
                     break
                 if time.monotonic() - started > timeout:
                     raise TimeoutError(f"no result within {timeout:.0f} s")
@@ -258,8 +267,10 @@ def run_json(command: list[str], *, cwd: Path, timeout: float = RUN_TIMEOUT, env
         stderr = err.read().decode(errors="replace")
     lines = [line for line in b"".join(chunks).decode(errors="replace").splitlines() if line.startswith("{")]
     if not lines:
-        raise RuntimeError(f"exit status {process.returncode}, no JSON result; stderr tail:\n"
-                           f"{stderr[-1500:]}")
+        telling = [line.strip() for line in stderr.splitlines()
+                   if ("Error" in line or "Exception" in line) and not line.strip().startswith("at ")]
+        raise RuntimeError(f"exit status {process.returncode}, no JSON result; "
+                           f"{' | '.join(telling[-3:])[-700:]}; stderr tail: {stderr[-400:]}")
     if process.returncode != 0:
         notes.append(f"exit status {process.returncode} after printing its result")
     result: dict[str, Any] = json.loads(lines[-1])
@@ -538,7 +549,9 @@ def fail(figures: dict[str, dict[str, Figure]], system: str, workload: str, reas
     keys = {"throughput": ["hello_throughput"], "latency": ["hello_p50", "hello_p99"],
             "fanout": ["fanout_seconds", "fanout_rss"], "event": ["event_p50", "event_p99"]}[workload]
     for key in keys:
-        figures[system][key].error = reason
+        figure = figures[system][key]
+        figure.failed += 1
+        figure.error = figure.error or reason  # the first failure's reason
 
 
 # ---------------------------------------------------------------------- reporting
@@ -592,15 +605,15 @@ def fmt(value: float | None) -> str:
 
 
 def cell(figure: Figure) -> str:
-    if figure.error:
-        return "n/a"
     if not figure.runs:
-        return "—"
+        return "n/a" if figure.error else "—"
     median = figure.median
     assert median is not None
-    if len(figure.runs) == 1:
-        return fmt(median)
-    return f"{fmt(median)} ({fmt(min(figure.runs))}-{fmt(max(figure.runs))})"
+    text = fmt(median) if len(figure.runs) == 1 else (
+        f"{fmt(median)} ({fmt(min(figure.runs))}-{fmt(max(figure.runs))})")
+    if figure.failed:  # a median over the runs that worked only: say how many
+        text += f" [{len(figure.runs)} of {len(figure.runs) + figure.failed} runs]"
+    return text
 
 
 def ratio(ours: Figure, theirs: Figure, spec: MetricSpec) -> str:
@@ -666,7 +679,7 @@ def markdown(report: dict[str, Any], specs: list[MetricSpec], figures: dict[str,
         for spec in specs:
             figure = figures[system][spec.key]
             if figure.error:
-                problems.append(f"- {system}, {spec.label}: failed: {figure.error}")
+                problems.append(f"- {system}, {spec.label}: {figure.failed} run(s) failed: {figure.error}")
             for note in figure.notes:
                 problems.append(f"- {system}, {spec.label}: {note}")
     if problems:
@@ -739,7 +752,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                     try:
                         result, notes = measure(system, workload, sizes, tmp)
                     except Exception as e:  # one failed measurement must not stop the others
-                        reason = f"{type(e).__name__}: {str(e).strip()[-800:]}"
+                        reason = f"{type(e).__name__}: {str(e).strip()[:1200]}"
                         say(f"  failed: {reason}")
                         fail(figures, system, workload, reason)
                         continue

