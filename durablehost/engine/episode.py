@@ -26,6 +26,9 @@ from durablehost.engine.records import (
     TaskState,
 )
 from durablehost.functions import FunctionIndex, call_orchestrator
+from durablehost.functions.timestamps import memoize_sdk_timestamp_parsing
+
+memoize_sdk_timestamp_parsing()
 
 # Protocol §1.2: advertise what the extension advertises; the SDK answers with schema V3. The two long-timer
 # durations are left out on purpose, so the SDK never slices long timers and a timer is one durable timer.
