@@ -11,38 +11,12 @@ import subprocess
 import sys
 from pathlib import Path
 
+# tests/app has no __init__.py: pytest puts this folder on sys.path, so sibling modules import by name.
+from test_app_index import ACTIVITIES, HTTP_ROUTES, ORCHESTRATORS
+
 HERE = Path(__file__).parent
 
-ORCHESTRATORS = {
-    "request_approval_orchestrator",
-    "research_orchestrator",
-    "research_chunk_orchestrator",
-    "booking_saga_orchestrator",
-    "agent_run_orchestrator",
-}
-ACTIVITIES = {
-    "classify_request",
-    "send_notification",
-    "perform_request_action",
-    "plan_research_queries",
-    "research_query",
-    "synthesize_findings",
-    "book_flight",
-    "charge_payment",
-    "confirm_booking",
-    "cancel_booking",
-    "refund_payment",
-    "plan_agent_actions",
-    "execute_agent_action",
-}
-HTTP_STARTERS = {
-    "start_request_workflow",
-    "start_research_workflow",
-    "start_booking_workflow",
-    "start_agent_workflow",
-    "submit_approval",
-    "workflow_status",
-}
+HTTP_STARTERS = set(HTTP_ROUTES)
 
 
 def test_the_functions_worker_indexes_every_function_and_binding() -> None:
