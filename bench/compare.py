@@ -557,6 +557,18 @@ def fail(figures: dict[str, dict[str, Figure]], system: str, workload: str, reas
 # ---------------------------------------------------------------------- reporting
 
 
+def git_commit() -> str:
+    """HEAD and whether durablehost/ or bench/ differ from it (others may commit while we run)."""
+    try:
+        head = subprocess.run(["git", "-C", str(REPO), "rev-parse", "--short", "HEAD"], capture_output=True,
+                              text=True, timeout=30, check=False).stdout.strip()
+        status = ["git", "-C", str(REPO), "status", "--porcelain", "--", "durablehost", "bench"]
+        dirty = subprocess.run(status, capture_output=True, text=True, timeout=30, check=False).stdout.strip()
+    except (OSError, subprocess.TimeoutExpired):
+        return ""
+    return head + ("-dirty" if dirty else "")
+
+
 def machine(unavailable: dict[str, str]) -> dict[str, Any]:
     model = ""
     try:
@@ -589,7 +601,7 @@ def machine(unavailable: dict[str, str]) -> dict[str, Any]:
         if PEER_PYTHON.exists() and not set(PEERS) <= set(unavailable) else "",
         "node": version(["node", "--version"]) if shutil.which("node") else "",
         "load_average": [round(x, 2) for x in os.getloadavg()],
-        "commit": version(["git", "-C", str(REPO), "describe", "--always", "--dirty"]),
+        "commit": git_commit(),
         "peer_pins": PEER_PIP + PEER_NPM,
     }
 
@@ -673,6 +685,9 @@ def markdown(report: dict[str, Any], specs: list[MetricSpec], figures: dict[str,
                        + " | ".join(ratio(figures[o][spec.key], figures[t][spec.key], spec) for o, t in pairs)
                        + " |")
     problems = []
+    if report["commit_after"] != report["machine"]["commit"]:
+        problems.append(f"- **the code changed during the run**: {report['machine']['commit']} at the start, "
+                        f"{report['commit_after']} at the end; durablehost figures may mix both")
     for system, reason in report["unavailable"].items():
         problems.append(f"- **{system} unavailable**: {reason}")
     for system in systems:
@@ -773,6 +788,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         "wall_seconds": round(elapsed, 1),
         "machine": description,
         "load_average_after": [round(x, 2) for x in os.getloadavg()],
+        "commit_after": git_commit(),
         "metrics": [asdict(spec) for spec in specs],
         "results": {s: {k: {**asdict(f), "median": f.median} for k, f in row.items()}
                     for s, row in figures.items()},
