@@ -40,7 +40,8 @@ def main() -> None:
             colours.append(COLOURS.get(system, "grey"))
         ax.bar(range(len(names)), medians, yerr=[lows, highs], color=colours, capsize=4)
         positive = [v for v in medians if v > 0]
-        if positive and max(positive) / min(positive) > 30:  # one system far off: keep the others visible
+        tops = [m + h for m, h in zip(medians, highs, strict=True)]
+        if positive and max(tops) / min(positive) > 30:  # one system far off: keep the others visible
             ax.set_yscale("log")
             arrow_note = ", log scale"
         else:
