@@ -110,7 +110,9 @@ class Dispatcher:
         )
         self._inflight: dict[tuple[str, str, int], asyncio.Task[None]] = {}
         self._entity_sends: dict[str, asyncio.Task[Any]] = {}  # the last entity message per sender
-        self._replay_cost: dict[str, float] = {}  # seconds the last episode's replay took, per instance
+        # When an instance with an expensive replay may replay again (event-loop time), and who waits.
+        self._replay_ready_at: dict[str, float] = {}
+        self._deferred: set[str] = set()
         self._background: set[asyncio.Task[None]] = set()
         self._loops: list[asyncio.Task[None]] = []
         self._timer_changed = asyncio.Event()
@@ -294,16 +296,22 @@ class Dispatcher:
             return
         if state is None or not state.has_work():
             return
-        delay = self._batching_delay(state)
-        if delay:
-            await asyncio.sleep(delay)
+        wait = self._batching_wait(state)
+        if wait > 0:
+            self._defer(instance_id, wait)  # no worker is held while completions pile up
+            return
         started = time.perf_counter()
         try:
             result = run_episode(state, self.functions, self.clock.now())
         except (NonDeterminismError, UnsupportedAction, UnknownFunction, PayloadTooLarge) as problem:
             await self._fail_instance(state, str(problem))
             return
-        self._replay_cost[instance_id] = time.perf_counter() - started
+        cost = time.perf_counter() - started
+        if cost >= self.options.batching_threshold:
+            delay = min(2 * cost, self.options.max_batching_delay)
+            self._replay_ready_at[instance_id] = asyncio.get_running_loop().time() + delay
+        else:
+            self._replay_ready_at.pop(instance_id, None)
         try:
             await self.repo.commit(
                 result.record,
@@ -347,21 +355,33 @@ class Dispatcher:
         if state.has_work():
             self.schedule(instance_id)
 
-    def _batching_delay(self, state: InstanceState) -> float:
-        """How long to let completions pile up before replaying a large history again.
+    def _batching_wait(self, state: InstanceState) -> float:
+        """How much longer to let completions pile up before replaying a large history again.
 
-        Each episode replays the whole history in the SDK (protocol §1.5), so an instance whose replay
-        is expensive and which still has work in flight waits twice its last replay time: replay then
-        takes at most a third of the time, and a fan-out of N costs O(N) replays' worth, not O(N²).
-        Cheap replays, and instances with nothing in flight (an event just arrived), never wait.
+        Each episode replays the whole history in the SDK (protocol §1.5), so an instance whose last
+        replay was expensive and which still has work in flight waits twice that replay's time: replay
+        then takes at most a third of the time, and a fan-out of N costs O(N) replays' worth, not
+        O(N²). Cheap replays, and instances with nothing in flight (an event just arrived), never wait.
         """
-        cost = self._replay_cost.get(state.record.instance_id, 0.0)
-        if cost < self.options.batching_threshold:
+        ready_at = self._replay_ready_at.get(state.record.instance_id)
+        if ready_at is None:
             return 0.0
         in_flight = any(
             t.state is TaskState.SCHEDULED and t.kind in _BATCHED_KINDS for t in state.tasks.values()
         )
-        return min(2 * cost, self.options.max_batching_delay) if in_flight else 0.0
+        return max(0.0, ready_at - asyncio.get_running_loop().time()) if in_flight else 0.0
+
+    def _defer(self, instance_id: str, delay: float) -> None:
+        if instance_id not in self._deferred:
+            self._deferred.add(instance_id)
+            self._spawn(self._run_deferred(instance_id, delay))
+
+    async def _run_deferred(self, instance_id: str, delay: float) -> None:
+        try:
+            await asyncio.sleep(delay)
+        finally:
+            self._deferred.discard(instance_id)
+        self.schedule(instance_id)
 
     async def _fail_instance(self, state: InstanceState, message: str) -> None:
         """Fail an instance for a host-side reason (non-determinism, unsupported action, oversize)."""
@@ -398,7 +418,7 @@ class Dispatcher:
 
     async def _after_finish(self, state: InstanceState) -> None:
         record = state.record
-        self._replay_cost.pop(record.instance_id, None)
+        self._replay_ready_at.pop(record.instance_id, None)
         self.timers.cancel_instance(record.instance_id)
         if record.parent_instance_id and record.parent_execution_id and record.parent_task_id is not None:
             if record.status is RuntimeStatus.COMPLETED:
@@ -564,37 +584,57 @@ class Dispatcher:
             parent_execution_id=task.execution_id,
             parent_task_id=task.task_id,
         )
-        await self.repo.mark_active(child_id)
+
+        def ours(existing: InstanceRecord) -> bool:
+            # Created by this very task before a crash: keep it (even finished: its result is on its way).
+            return (
+                existing.parent_execution_id == task.execution_id and existing.parent_task_id == task.task_id
+            )
+
+        blocked_by = await self.create_instance(record, keep=ours)
+        if blocked_by is not None and not ours(blocked_by):
+            await self.complete_task(
+                instance_id,
+                task.execution_id,
+                task.task_id,
+                Outcome(
+                    TaskState.FAILED,
+                    reason=f"cannot start sub-orchestration '{task.name}': an instance with id "
+                    f"{child_id!r} already exists and is {blocked_by.status.value}",
+                ),
+            )
+            return
+        self.schedule(child_id)
+
+    async def create_instance(
+        self, record: InstanceRecord, *, keep: Callable[[InstanceRecord], bool] | None = None
+    ) -> InstanceRecord | None:
+        """Store a new instance; an instance with that id that finished is replaced, as in Azure.
+
+        Returns None when ``record`` was stored, otherwise the instance that stays: one that has not
+        finished, or one that ``keep`` says to leave alone.
+        """
+        instance_id = record.instance_id
+        # Active marker first: a crash after it leaves a marker the next sweep removes; a crash after
+        # the insert leaves an instance the next sweep runs. Neither loses an acknowledged start.
+        await self.repo.mark_active(instance_id)
         try:
             await self.repo.insert_instance(record)
         except EntityAlreadyExists:
-            existing = await self.repo.get_record(child_id)
-            ours = (
-                existing is not None
-                and existing.parent_execution_id == task.execution_id
-                and existing.parent_task_id == task.task_id
-            )
-            if ours:
-                self.schedule(child_id)  # created before a crash: just make sure it runs
-                return
-            if existing is not None and existing.status.is_finished and existing.etag:
+            existing = await self.repo.get_record(instance_id)
+            if existing is None:
+                # Deleted between the insert and the read (a purge): report it as still in the way.
+                return replace(record, status=RuntimeStatus.PENDING)
+            if not existing.status.is_finished or existing.etag is None or (keep and keep(existing)):
+                return existing
+            try:
                 await self.repo.replace_instance(record, existing.etag)
-                await self.repo.clear_idempotency_keys(child_id)
-            else:
-                await self.complete_task(
-                    instance_id,
-                    task.execution_id,
-                    task.task_id,
-                    Outcome(
-                        TaskState.FAILED,
-                        reason=f"cannot start sub-orchestration '{task.name}': an instance with id "
-                        f"{child_id!r} already exists and is running",
-                    ),
-                )
-                return
+            except EtagMismatch:
+                return existing
+            await self.repo.clear_idempotency_keys(instance_id)
         await self.repo.publish(record)
-        self.forget(child_id)
-        self.schedule(child_id)
+        self.forget(instance_id)
+        return None
 
     async def complete_task(
         self, instance_id: str, execution_id: str, task_id: int, outcome: Outcome

@@ -32,7 +32,6 @@ from durablehost.engine.partition import InstanceRepository
 from durablehost.engine.records import EventMessage, InstanceRecord, RuntimeStatus, TaskKind, TaskState
 from durablehost.engine.rewind import plan_rewind
 from durablehost.errors import (
-    EntityAlreadyExists,
     EtagMismatch,
     InstanceAlreadyRunning,
     InstanceFinished,
@@ -132,23 +131,9 @@ class DurableHost:
             last_updated_time=now,
             input=input_text,
         )
-        # Active marker first: a crash after it leaves a marker the next sweep removes; a crash after
-        # the insert leaves an instance the next sweep runs. Neither loses an acknowledged start.
-        await self.repo.mark_active(instance_id)
-        try:
-            await self.repo.insert_instance(record)
-        except EntityAlreadyExists:
-            existing = await self.repo.get_record(instance_id)
-            if existing is None or not existing.status.is_finished or existing.etag is None:
-                status = existing.status.value if existing else "being created"
-                raise InstanceAlreadyRunning(instance_id, status) from None
-            try:
-                await self.repo.replace_instance(record, existing.etag)
-            except EtagMismatch:
-                raise InstanceAlreadyRunning(instance_id, "being restarted") from None
-            await self.repo.clear_idempotency_keys(instance_id)
-            self.dispatcher.forget(instance_id)
-        await self.repo.publish(record)
+        blocked_by = await self.dispatcher.create_instance(record)
+        if blocked_by is not None:
+            raise InstanceAlreadyRunning(instance_id, blocked_by.status.value)
         await self._wake(instance_id)
         return instance_id
 
