@@ -193,6 +193,8 @@ class Dispatcher:
 
     def schedule(self, instance_id: str) -> None:
         """Ask for an episode of this instance (no-op if one is queued; re-run if one is running)."""
+        if instance_id in self._deferred:
+            return  # it runs when its batching delay ends; completions meanwhile just pile up
         if instance_id in self._running:
             self._again.add(instance_id)
         elif instance_id not in self._queued:
@@ -364,12 +366,13 @@ class Dispatcher:
         O(N²). Cheap replays, and instances with nothing in flight (an event just arrived), never wait.
         """
         ready_at = self._replay_ready_at.get(state.record.instance_id)
-        if ready_at is None:
+        remaining = 0.0 if ready_at is None else ready_at - asyncio.get_running_loop().time()
+        if remaining <= 0:
             return 0.0
         in_flight = any(
             t.state is TaskState.SCHEDULED and t.kind in _BATCHED_KINDS for t in state.tasks.values()
         )
-        return max(0.0, ready_at - asyncio.get_running_loop().time()) if in_flight else 0.0
+        return remaining if in_flight else 0.0
 
     def _defer(self, instance_id: str, delay: float) -> None:
         if instance_id not in self._deferred:
