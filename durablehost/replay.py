@@ -27,17 +27,17 @@ from typing import Any
 # The underscored names are private to episode.py, imported so the check sends the payload the dispatcher
 # sends (protocol §1.2) and names actions and words its reports exactly as the engine does.
 from durablehost.engine.episode import (
-    _SCHEMA_FIELDS,
     CONTINUE_AS_NEW,
+    SCHEMA_FIELDS,
     SIGNAL_ENTITY,
     WAIT_FOR_EXTERNAL_EVENT,
     InstanceState,
     NonDeterminismError,
-    _action_name,
-    _nondeterminism_message,
+    action_name,
     check_determinism,
     describe_action,
     flatten_actions,
+    nondeterminism_message,
     recorded_actions,
 )
 from durablehost.engine.history import ORCHESTRATION_STATUS_CODES, EventType, HistoryEvent
@@ -124,7 +124,7 @@ def _payload(document: dict[str, Any]) -> dict[str, Any]:
         "instanceId": document["instanceId"],
         "isReplaying": True,
         "parentInstanceId": _parent_instance_id(history),
-        **_SCHEMA_FIELDS,
+        **SCHEMA_FIELDS,
     }
 
 
@@ -156,8 +156,8 @@ def _first_problem(document: dict[str, Any], outcome: OrchestratorResult) -> str
     for index in range(recorded_count, len(flat)):
         kind = int(flat[index]["actionType"])
         if kind not in _UNRECORDED:
-            now = describe_action(kind, _action_name(flat[index]))
-            return _nondeterminism_message(state, index, "nothing (the recorded actions end here)", now)
+            now = describe_action(kind, action_name(flat[index]))
+            return nondeterminism_message(state, index, "nothing (the recorded actions end here)", now)
     done = bool(outcome.state.get("isDone"))
     if finished_as is not None and not done:
         return "history recorded the end of the orchestration, but the code now does not finish"

@@ -32,7 +32,7 @@ memoize_sdk_timestamp_parsing()
 
 # Protocol §1.2: advertise what the extension advertises; the SDK answers with schema V3. The two long-timer
 # durations are left out on purpose, so the SDK never slices long timers and a timer is one durable timer.
-_SCHEMA_FIELDS = {"upperSchemaVersion": 1, "upperSchemaVersionNew": 2}
+SCHEMA_FIELDS = {"upperSchemaVersion": 1, "upperSchemaVersionNew": 2}
 
 # actionType numbers (protocol §2.1)
 CALL_ACTIVITY = 0
@@ -136,7 +136,7 @@ def flatten_actions(actions: list[Any]) -> list[dict[str, Any]]:
     return flat
 
 
-def _action_name(action: dict[str, Any]) -> str:
+def action_name(action: dict[str, Any]) -> str:
     kind = action.get("actionType")
     if kind in (
         CALL_ACTIVITY,
@@ -307,7 +307,7 @@ def run_episode(state: InstanceState, functions: FunctionIndex, now: datetime) -
         "instanceId": record.instance_id,
         "isReplaying": record.history_count > 0,
         "parentInstanceId": record.parent_instance_id,
-        **_SCHEMA_FIELDS,
+        **SCHEMA_FIELDS,
     }
     outcome = call_orchestrator(functions.orchestrator(record.name), json.dumps(payload))
     flat = flatten_actions(outcome.state.get("actions") or [])
@@ -421,7 +421,7 @@ def _decide(
     action: dict[str, Any], kind: int, index: int, task_id: int, record: InstanceRecord, ts: datetime
 ) -> tuple[HistoryEvent, TaskRecord | None] | None:
     """The history event and task for a newly scheduled action."""
-    name = _action_name(action)
+    name = action_name(action)
 
     def new_task(kind: TaskKind, name: str, **fields: Any) -> TaskRecord:
         return TaskRecord(
@@ -504,13 +504,13 @@ def check_determinism(state: InstanceState, flat: list[dict[str, Any]], action_c
         kind, name, _task_id = recorded[index]
         if index >= len(flat):
             raise NonDeterminismError(
-                _nondeterminism_message(state, index, describe_action(kind, name), "nothing (fewer actions)")
+                nondeterminism_message(state, index, describe_action(kind, name), "nothing (fewer actions)")
             )
         now_kind = int(flat[index]["actionType"])
-        now_name = _action_name(flat[index])
+        now_name = action_name(flat[index])
         if now_kind != kind or now_name != name:
             raise NonDeterminismError(
-                _nondeterminism_message(
+                nondeterminism_message(
                     state, index, describe_action(kind, name), describe_action(now_kind, now_name)
                 )
             )
@@ -521,16 +521,16 @@ def check_determinism(state: InstanceState, flat: list[dict[str, Any]], action_c
             SIGNAL_ENTITY,
         ):
             raise NonDeterminismError(
-                _nondeterminism_message(
+                nondeterminism_message(
                     state,
                     index,
                     "an external-event wait",
-                    describe_action(int(flat[index]["actionType"]), _action_name(flat[index])),
+                    describe_action(int(flat[index]["actionType"]), action_name(flat[index])),
                 )
             )
 
 
-def _nondeterminism_message(state: InstanceState, index: int, recorded: str, now: str) -> str:
+def nondeterminism_message(state: InstanceState, index: int, recorded: str, now: str) -> str:
     return (
         f"Non-deterministic orchestrator '{state.record.name}' (instance {state.record.instance_id!r}): "
         f"at action #{index} the history recorded {recorded}, but the code now yields {now}. "
