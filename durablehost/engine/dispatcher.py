@@ -117,7 +117,6 @@ class Dispatcher:
         self._loops: list[asyncio.Task[None]] = []
         self._timer_changed = asyncio.Event()
         self._owns_hub = asyncio.Event()
-        self._stopping = False
         self.episodes = 0
         self.errors: list[BaseException] = []  # unexpected failures, kept for tests and diagnostics
 
@@ -130,13 +129,15 @@ class Dispatcher:
 
     async def stop(self, *, drain: bool = True) -> None:
         """Stop; with ``drain``, let running episodes and activities finish and commit first."""
-        self._stopping = True
         if drain:
-            await self.wait_idle(include_timers=False)
-        for task in [*self._loops, *self._inflight.values(), *self._background]:
+            # Earlier failures were logged when they happened; they must not abort a shutdown.
+            await self.wait_idle(include_timers=False, raise_errors=False)
+        tasks = [*self._loops, *self._inflight.values(), *self._background]
+        for task in tasks:
             task.cancel()
-        for task in [*self._loops, *self._inflight.values(), *self._background]:
-            with contextlib.suppress(asyncio.CancelledError, Exception):
+        for task in tasks:
+            # Every one of them logs its own failures (_guard, _keep_running): only cancellation is left.
+            with contextlib.suppress(asyncio.CancelledError):
                 await task
         self._executor.shutdown(wait=False, cancel_futures=True)
         if self._owns_hub.is_set():
@@ -210,14 +211,19 @@ class Dispatcher:
             return due is None or due > self.clock.now()
         return True
 
-    async def wait_idle(self, *, include_timers: bool = True, timeout: float | None = None) -> None:
-        """Wait until nothing is queued, running or due (what a test harness calls run-until-idle)."""
+    async def wait_idle(
+        self, *, include_timers: bool = True, timeout: float | None = None, raise_errors: bool = True
+    ) -> None:
+        """Wait until nothing is queued, running or due (what a test harness calls run-until-idle).
+
+        With ``raise_errors`` the first unexpected failure logged so far is raised, so a test sees it.
+        """
         async with asyncio.timeout(timeout):
             quiet = 0
             while quiet < 3:
                 await asyncio.sleep(0 if quiet else 0.001)
                 quiet = quiet + 1 if self.is_idle(include_timers=include_timers) else 0
-                if self.errors:
+                if raise_errors and self.errors:
                     raise self.errors[0]
 
     async def _episode_worker(self) -> None:

@@ -270,3 +270,11 @@ async def test_completions_and_events_enter_history_in_arrival_order(basic_host:
     status = await basic_host.wait_for_completion(instance_id)
     # Both wait for the same episode; the event arrived first, so it wins the task_any.
     assert status.output == {"outcome": "approved", "data": "early"}
+
+
+async def test_draining_stop_is_not_aborted_by_an_earlier_logged_failure(basic_host: DurableTestHost) -> None:
+    instance_id = await basic_host.client.start_new("chain", client_input=["x"])
+    await basic_host.run_until_idle()
+    basic_host.host.dispatcher.errors.append(RuntimeError("logged an hour ago"))
+    await basic_host.host.stop(drain=True)  # a graceful shutdown must still complete
+    assert (await basic_host.client.get_status(instance_id)).runtime_status == Completed
