@@ -324,10 +324,6 @@ class DurableHost:
             if loaded.record.status is not RuntimeStatus.FAILED:
                 raise InstanceNotFailed(instance_id, loaded.record.status.value)
             plan = plan_rewind(loaded, self.clock.now(), reason or "rewound")
-            for child in plan.failed_children:
-                child_record = await self.repo.get_record(child)
-                if child_record is not None and child_record.status is RuntimeStatus.FAILED:
-                    await self.rewind(child, reason)
             try:
                 await self.repo.commit(
                     plan.record,
@@ -342,6 +338,12 @@ class DurableHost:
             await self.repo.publish(plan.record)
             self.dispatcher.forget(instance_id)
             await self._wake(instance_id)
+            # Children only now: a child that finishes reports into its parent's task row, which must
+            # already be waiting again (scheduled), or its result would be dropped.
+            for child in plan.failed_children:
+                child_record = await self.repo.get_record(child)
+                if child_record is not None and child_record.status is RuntimeStatus.FAILED:
+                    await self.rewind(child, reason)
             return
         raise RuntimeError(f"could not rewind {instance_id!r}: the instance kept changing")
 

@@ -205,7 +205,9 @@ class InstanceRepository:
         """Commit an episode: history, tasks and the instance row (with ``record.etag`` as If-Match).
 
         ``record.history_count`` must already include ``new_history``. Returns the new ETag and stores it
-        on the record. Raises EtagMismatch if another writer committed first.
+        on the record; each task in ``upsert_tasks`` gets the ETag of its new row, so that its outcome is
+        later written conditionally on it (exactly once). Raises EtagMismatch if another writer
+        committed first.
         """
         instance_id = record.instance_id
         body: list[Op] = [
@@ -222,36 +224,43 @@ class InstanceRepository:
         ]
         deletes = [Op.delete(instance_id, key) for key in delete_rows]
         etag = record.etag
-        per_batch = MAX_BATCH - 1
-        final_body: list[Op] = []
+        per_batch = MAX_BATCH - 1  # every batch also carries the If-Match instance-row update
+        head: list[Op] = []
         if len(body) + len(deletes) <= per_batch:
             final_body, deletes = body + deletes, []
         else:
-            head_len = len(body) - len(body) % per_batch if len(body) % per_batch else len(body) - per_batch
-            head, final_body = body[:head_len], body[head_len:]
+            split = len(body) - (len(body) % per_batch or per_batch)
+            head, final_body = body[:split], body[split:]
             room = per_batch - len(final_body)
             final_body += deletes[:room]
             deletes = deletes[room:]
-            for chunk in _ops_in_batches(head, per_batch):
-                marker = Op.update(instance_id, INSTANCE_ROW, {"CommitInProgress": True}, etag=etag)
-                etag = await self._transact_guarded(instance_id, [*chunk, marker])
+        written: dict[str, str | None] = {}
+        for chunk in _ops_in_batches(head, per_batch):
+            marker = Op.update(instance_id, INSTANCE_ROW, {"CommitInProgress": True}, etag=etag)
+            etag = await self._transact_guarded(instance_id, [*chunk, marker], written)
         final = Op.update(
             instance_id, INSTANCE_ROW, record.to_properties(), etag=etag, mode=UpdateMode.REPLACE
         )
-        etag = await self._transact_guarded(instance_id, [*final_body, final])
+        etag = await self._transact_guarded(instance_id, [*final_body, final], written)
         record.etag = etag
+        for task in upsert_tasks:
+            task.etag = written.get(task.row_key)
         if deletes:
             await self.delete_rows(instance_id, [op.row_key for op in deletes])
         return etag
 
-    async def _transact_guarded(self, instance_id: str, ops: list[Op]) -> str:
-        """Run a batch whose last operation is the If-Match instance-row update; return its ETag."""
+    async def _transact_guarded(self, instance_id: str, ops: list[Op], written: dict[str, str | None]) -> str:
+        """Run a batch whose last operation is the If-Match instance-row update; return its ETag.
+
+        The new ETag of every row the batch wrote goes into ``written``, keyed by row key.
+        """
         try:
             etags = await self.store.transact(self.table, ops)
         except TransactionFailed as failure:
             if failure.index == len(ops) - 1 and isinstance(failure.cause, (EtagMismatch, EntityNotFound)):
                 raise EtagMismatch(self.table, instance_id, INSTANCE_ROW) from failure
             raise
+        written.update((op.row_key, new) for op, new in zip(ops, etags, strict=True))
         etag = etags[-1]
         if etag is None:
             raise RuntimeError("the store returned no ETag for an update")

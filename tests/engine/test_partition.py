@@ -1,0 +1,42 @@
+"""The partition layer: committed task rows carry the ETag their outcome is written against."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from datetime import UTC, datetime
+
+import pytest
+
+from durablehost.engine import history as h
+from durablehost.engine.partition import InstanceRepository
+from durablehost.engine.records import InstanceRecord, RuntimeStatus, TaskKind, TaskRecord, TaskState
+from durablehost.store import open_store
+
+NOW = datetime(2024, 1, 1, tzinfo=UTC)
+
+
+@pytest.fixture
+async def repo() -> AsyncIterator[InstanceRepository]:
+    store = open_store("memory")
+    repository = InstanceRepository(store, "PartHub")
+    await repository.initialize()
+    yield repository
+    await store.close()
+
+
+@pytest.mark.parametrize("tasks", [1, 150], ids=["one-batch", "split-commit"])
+async def test_a_second_outcome_for_a_committed_task_is_dropped(repo: InstanceRepository, tasks: int) -> None:
+    record = InstanceRecord("i1", "orch", RuntimeStatus.RUNNING, "exec", NOW, NOW)
+    await repo.insert_instance(record)
+    scheduled = [TaskRecord("exec", n, TaskKind.ACTIVITY, "act", NOW, history_seq=n) for n in range(tasks)]
+    events = [h.task_scheduled(NOW, n, "act", None) for n in range(tasks)]
+    record.history_count = len(events)
+    await repo.commit(record, history_start=0, new_history=events, upsert_tasks=scheduled, delete_rows=[])
+    task = scheduled[-1]
+    assert task.etag is not None
+    first = TaskRecord(**{**task.__dict__, "state": TaskState.COMPLETED, "result": '"first"'})
+    second = TaskRecord(**{**task.__dict__, "state": TaskState.COMPLETED, "result": '"second"'})
+    assert await repo.record_outcome("i1", first)
+    assert not await repo.record_outcome("i1", second)  # written against the same, now stale, ETag
+    stored = await repo.read_task("i1", "exec", task.task_id)
+    assert stored is not None and stored.result == '"first"'
