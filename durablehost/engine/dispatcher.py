@@ -176,7 +176,9 @@ class Dispatcher:
         for instance_id in await self.repo.list_active():
             state = await self._load(instance_id)
             if state is None:
-                await self.repo.unmark_active(instance_id)
+                # A marker without an instance: its creator crashed between the two writes, or is
+                # between them right now (the marker goes first). Only an old one is an orphan.
+                await self.repo.remove_orphan_marker(instance_id, older_than=WallClock().now() - ORPHAN_GRACE)
                 continue
             await self.repo.publish(state.record)
             if state.record.status.is_finished:
@@ -869,6 +871,9 @@ class Dispatcher:
             state.events.append(event)
         self.schedule(instance_id)
 
+
+# How long a creator may take between writing an instance's active marker and its instance row.
+ORPHAN_GRACE = timedelta(minutes=5)
 
 # Work whose completions an episode can usefully wait for (timers and events are not waited for).
 _BATCHED_KINDS = (TaskKind.ACTIVITY, TaskKind.HTTP, TaskKind.SUB_ORCHESTRATION)

@@ -365,6 +365,19 @@ class InstanceRepository:
         except EntityNotFound:
             return
 
+    async def remove_orphan_marker(self, instance_id: str, *, older_than: datetime) -> None:
+        """Delete an active marker that has no instance, if it was written before ``older_than``."""
+        try:
+            marker = await self.store.get(self.control, ACTIVE_PARTITION, instance_id)
+        except EntityNotFound:
+            return
+        if marker.timestamp is None or marker.timestamp > older_than:
+            return  # maybe its instance is being created this very moment
+        try:
+            await self.store.delete(self.control, ACTIVE_PARTITION, instance_id, etag=marker.etag)
+        except (EntityNotFound, EtagMismatch):
+            return  # touched again meanwhile: not an orphan
+
     async def list_active(self) -> list[str]:
         rows = self.store.query(self.control, partition_key=ACTIVE_PARTITION, select=[])
         return [e.row_key async for e in rows]
