@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -12,6 +13,7 @@ from durablehost.engine import history as h
 from durablehost.engine.partition import InstanceRepository
 from durablehost.engine.records import InstanceRecord, RuntimeStatus, TaskKind, TaskRecord, TaskState
 from durablehost.store import open_store
+from durablehost.store.base import TableStore
 from durablehost.testing import DurableTestHost
 
 from .conftest import APPS
@@ -20,9 +22,10 @@ NOW = datetime(2024, 1, 1, tzinfo=UTC)
 
 
 @pytest.fixture
-async def repo() -> AsyncIterator[InstanceRepository]:
-    store = open_store("memory")
-    repository = InstanceRepository(store, "PartHub")
+async def repo(engine_store: TableStore | None) -> AsyncIterator[InstanceRepository]:
+    """On SQLite and on Azurite (engine_store), with a task hub of its own."""
+    store = engine_store or open_store("memory")
+    repository = InstanceRepository(store, f"P{uuid.uuid4().hex[:12]}")
     await repository.initialize()
     yield repository
     await store.close()
