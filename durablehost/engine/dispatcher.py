@@ -108,6 +108,14 @@ class Dispatcher:
         self._executor = ThreadPoolExecutor(
             max_workers=self.options.max_concurrent_activities, thread_name_prefix="activity"
         )
+        # Orchestrator episodes and entity batches are sync user code: the Functions Python worker runs
+        # every sync function on a thread pool with no running event loop (azure_functions_runtime 1.3.0,
+        # handle_event.py invocation_request: `await loop.run_in_executor(threadpool, run_sync_func, …)`
+        # unless fi.is_async), so code that calls asyncio.run or Runner.run_sync works, and the server
+        # loop never waits on it.
+        self._user_executor = ThreadPoolExecutor(
+            max_workers=self.options.max_concurrent_orchestrations, thread_name_prefix="orchestrator"
+        )
         self._inflight: dict[tuple[str, str, int], asyncio.Task[None]] = {}
         self._entity_sends: dict[str, asyncio.Task[Any]] = {}  # the last entity message per sender
         # When an instance with an expensive replay may replay again (event-loop time), and who waits.
@@ -140,6 +148,7 @@ class Dispatcher:
             with contextlib.suppress(asyncio.CancelledError):
                 await task
         self._executor.shutdown(wait=False, cancel_futures=True)
+        self._user_executor.shutdown(wait=False, cancel_futures=True)
         if self._owns_hub.is_set():
             await self.repo.release_lease(self.owner)
 
@@ -310,9 +319,14 @@ class Dispatcher:
         if wait > 0:
             self._defer(instance_id, wait)  # no worker is held while completions pile up
             return
+        # A snapshot: completions and events that arrive while the episode runs on its thread change the
+        # cached state, and the next episode takes them.
+        snapshot = InstanceState(state.record, list(state.history), dict(state.tasks), list(state.events))
         started = time.perf_counter()
         try:
-            result = run_episode(state, self.functions, self.clock.now())
+            result = await asyncio.get_running_loop().run_in_executor(
+                self._user_executor, run_episode, snapshot, self.functions, self.clock.now()
+            )
         except (NonDeterminismError, UnsupportedAction, UnknownFunction, PayloadTooLarge) as problem:
             await self._fail_instance(state, str(problem))
             return
@@ -773,7 +787,9 @@ class Dispatcher:
             "batch": [{"name": e.name, "input": e.input, "isSignal": e.is_signal} for e in batch],
         }
         try:
-            output = call_entity(self.functions.entity(name), json.dumps(request))
+            output = await asyncio.get_running_loop().run_in_executor(
+                self._user_executor, call_entity, self.functions.entity(name), json.dumps(request)
+            )
             results = list(output.get("results") or [])
         except (UnknownFunction, InvocationError) as problem:
             log.error("entity %s: %s", record.instance_id, problem)
