@@ -1,32 +1,49 @@
-"""The dispatcher: runs episodes, activities and timers for every instance of one task hub.
+"""The dispatcher: runs the episodes of the instances in the partitions this process owns.
 
-One process at a time owns a task hub (a lease row in the control table, renewed while it runs); other
-processes on the same store serve clients and wake the owner through the control table, and take over
-when its lease expires. Ownership only decides who does the work: every commit is still guarded by the
-instance row's ETag, so a process that lost its lease without knowing cannot commit over a newer episode.
+A task hub's instances are spread over its partitions (durablehost.engine.placement); each partition is
+owned by one live process at a time (durablehost.engine.ownership), which runs its episodes, activities,
+timers and entity batches. Every process serves clients: a write made outside an episode (a start, an
+event, a terminate, an outcome from another partition) reaches the owner through :meth:`notify` — at
+once when the owner is this process, through a wake-up row in the control table otherwise. Ownership only
+decides who does the work: every commit is still guarded by the instance row's ETag, so a process that
+lost its lease without knowing cannot commit over a newer episode.
 
-Within the owner, each instance runs at most one episode at a time; all pending completions and
+Within a process, each instance runs at most one episode at a time; all pending completions and
 deliverable events of an instance go into one episode (a fan-in of 1,000 results is a handful of
-episodes, not 1,000 replays). Instance state stays cached between episodes and is trusted only while
-the instance row's ETag matches; any mismatch drops it and reloads.
+episodes, not 1,000 replays). Instance state stays cached between episodes and is trusted only while the
+instance row's ETag matches (durablehost.engine.cache).
+
+Outcomes of work this process ran (activities, timers, local sub-orchestrations) are held in memory and
+written by the next commit of their partition: the next episode's transaction, when the instance can
+run one now (one storage request per step of a sequence), or a flush of outcomes otherwise (group
+commit, for fan-outs). Each is written conditionally on its task row's ETag as scheduled, so of two
+outcomes of one task exactly one enters history. An activity's slot is held until its outcome is stored.
+
+Failures are never only logged: a store outage delays owed writes (durablehost.engine.owed), a conflict
+reloads, an orchestrator that is non-deterministic or returns what the host cannot do fails the instance,
+and a failure of the host's own machinery (or a payload the SDK cannot process) is retried a bounded
+number of times with backoff, then fails the instance with a message saying what broke.
 """
 
 from __future__ import annotations
 
 import asyncio
+import collections
 import contextlib
+import functools
 import json
 import logging
 import time
 import uuid
-from collections import OrderedDict
-from collections.abc import Awaitable, Callable, Mapping
-from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, replace
+from collections.abc import Awaitable, Callable, Iterable
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from typing import Any
 
+from durablehost.engine.cache import InstanceCache
 from durablehost.engine.clock import Clock, WallClock
+from durablehost.engine.control import ControlTable
+from durablehost.engine.entities import Entities, new_event_row_key, split_entity_id
 from durablehost.engine.episode import (
     InstanceState,
     NonDeterminismError,
@@ -34,16 +51,21 @@ from durablehost.engine.episode import (
     run_episode,
 )
 from durablehost.engine.history import execution_completed, orchestrator_completed, orchestrator_started
-from durablehost.engine.http_activity import perform_http_call
-from durablehost.engine.partition import InstanceRepository
+from durablehost.engine.owed import StoreOutage, until_stored
+from durablehost.engine.ownership import Ownership, OwnershipOptions
+from durablehost.engine.partition import InstanceRepository, OutcomeConflict
+from durablehost.engine.placement import DEFAULT_PARTITIONS, partition_of
 from durablehost.engine.records import (
     EventMessage,
     InstanceRecord,
+    MessageKind,
+    Outcome,
     RuntimeStatus,
     TaskKind,
     TaskRecord,
     TaskState,
 )
+from durablehost.engine.tasks import TaskRunner
 from durablehost.engine.timers import TimerKey, TimerQueue
 from durablehost.errors import (
     EntityAlreadyExists,
@@ -52,7 +74,8 @@ from durablehost.errors import (
     PayloadTooLarge,
     UnknownFunction,
 )
-from durablehost.functions import ActivityFunction, ActivitySuccess, FunctionIndex, call_activity, call_entity
+from durablehost.functions import FunctionIndex
+from durablehost.functions.workers import UserCode
 
 log = logging.getLogger("durablehost.dispatcher")
 
@@ -61,9 +84,13 @@ log = logging.getLogger("durablehost.dispatcher")
 class DispatcherOptions:
     max_concurrent_activities: int = 16
     max_concurrent_orchestrations: int = 16
+    partition_count: int = DEFAULT_PARTITIONS  # host.json extensions.durableTask.storageProvider
     lease_duration: timedelta = timedelta(seconds=15)
+    lease_poll_interval: float = 1.0  # seconds between looks at the partition leases
+    detect_dead_processes: bool = True  # take over at once from a holder on this host whose pid is gone
+    member_label: str = ""  # how logs name this process (a worker of `durablehost start --workers`)
     wake_poll_interval: float = 0.2  # seconds between checks for work woken by other processes
-    sweep_interval: float = 30.0  # seconds between full scans of active instances (lost wake-ups)
+    sweep_interval: float = 30.0  # seconds between full looks at owned instances (lost wake-ups)
     entity_batch_size: int = 100  # operations per entity batch (the extension uses 50-5,000)
     # host.json functionTimeout: an attempt running longer is abandoned and the work item picked up
     # again, at most activity_redeliveries times; then the task fails with a timeout.
@@ -73,133 +100,305 @@ class DispatcherOptions:
     batching_threshold: float = 0.01
     max_batching_delay: float = 2.0
     cache_size: int = 2048
+    # An episode that fails in the host's own machinery, or whose payload or answer the SDK cannot
+    # process (not an exception of the orchestrator's code), is tried this often, waiting
+    # machinery_backoff, then twice that …, before the instance fails visibly.
+    machinery_attempts: int = 3
+    machinery_backoff: float = 1.0
+    slow_replay: float = 1.0  # a replay longer than this (seconds) is logged with the instance id
+    drain_timeout: float = 30.0  # a graceful hand-over waits at most this long for in-flight work
 
 
-@dataclass(frozen=True)
-class Outcome:
-    """A task's outcome, as recorded in its row."""
+@dataclass
+class _Pending:
+    """A task outcome held in memory until a commit of its partition stores it."""
 
-    state: TaskState
-    result: str | None = None
-    reason: str | None = None
-    details: str | None = None
+    execution_id: str
+    task_id: int
+    outcome: Outcome
+    completed_time: datetime
+    source_row: str | None = None  # the inbox message that brought it, deleted when it is stored
+    waiters: list[asyncio.Future[bool]] = field(default_factory=list)
+
+    def resolve(self, recorded: bool) -> None:
+        for waiter in self.waiters:
+            if not waiter.done():
+                waiter.set_result(recorded)
 
 
 class Dispatcher:
     def __init__(
         self,
         repo: InstanceRepository,
+        control: ControlTable,
         functions: FunctionIndex,
         clock: Clock,
         options: DispatcherOptions | None = None,
+        *,
+        outage: StoreOutage | None = None,
     ) -> None:
         self.repo = repo
+        self.control = control
         self.functions = functions
         self.clock = clock
-        self.options = options or DispatcherOptions()
-        self.owner = f"{uuid.uuid4().hex[:12]}"
+        self.options = options = options or DispatcherOptions()
+        self.outage = outage or StoreOutage()
+        self.member_id = uuid.uuid4().hex[:12]
+        self.partition_count = options.partition_count
+        self.user = UserCode(
+            orchestrator_threads=options.max_concurrent_orchestrations,
+            activity_threads=options.max_concurrent_activities,
+        )
+        self.cache = InstanceCache(repo, options.cache_size, pinned=self._pinned)
         self.timers = TimerQueue()
-        self._states: OrderedDict[str, InstanceState] = OrderedDict()
+        self.tasks = TaskRunner(
+            self,
+            functions,
+            self.user,
+            clock,
+            max_concurrent_activities=options.max_concurrent_activities,
+            activity_timeout=options.activity_timeout,
+            activity_redeliveries=options.activity_redeliveries,
+            outage=self.outage,
+        )
+        self.entities = Entities(
+            repo, functions, self.user, clock, batch_size=options.entity_batch_size, deliver=self.deliver
+        )
+        self.ownership: Ownership | None = None
         self._queue: asyncio.Queue[str] = asyncio.Queue()
         self._queued: set[str] = set()
         self._running: set[str] = set()
         self._again: set[str] = set()
-        self._activity_slots = asyncio.Semaphore(self.options.max_concurrent_activities)
-        self._executor = ThreadPoolExecutor(
-            max_workers=self.options.max_concurrent_activities, thread_name_prefix="activity"
-        )
-        # Orchestrator episodes and entity batches are sync user code: the Functions Python worker runs
-        # every sync function on a thread pool with no running event loop (azure_functions_runtime 1.3.0,
-        # handle_event.py invocation_request: `await loop.run_in_executor(threadpool, run_sync_func, …)`
-        # unless fi.is_async), so code that calls asyncio.run or Runner.run_sync works, and the server
-        # loop never waits on it.
-        self._user_executor = ThreadPoolExecutor(
-            max_workers=self.options.max_concurrent_orchestrations, thread_name_prefix="orchestrator"
-        )
-        self._inflight: dict[tuple[str, str, int], asyncio.Task[None]] = {}
-        self._entity_sends: dict[str, asyncio.Task[Any]] = {}  # the last entity message per sender
-        # When an instance with an expensive replay may replay again (event-loop time), and who waits.
+        self._refresh_after: set[str] = set()
         self._replay_ready_at: dict[str, float] = {}
         self._deferred: set[str] = set()
-        self._background: set[asyncio.Task[None]] = set()
+        self._pending: dict[str, dict[int, _Pending]] = {}
+        self._claimed: dict[str, dict[int, _Pending]] = {}
+        self._flushing: set[str] = set()
+        self._flush_again: set[str] = set()
+        self._failures: dict[str, int] = {}
+        self._retries: dict[str, asyncio.TimerHandle] = {}
+        self._background: set[asyncio.Task[Any]] = set()
         self._loops: list[asyncio.Task[None]] = []
         self._timer_changed = asyncio.Event()
-        self._owns_hub = asyncio.Event()
+        self._stopping = False
         self.episodes = 0
-        self.errors: list[BaseException] = []  # unexpected failures, kept for tests and diagnostics
+        # The latest unexpected failures, for tests and diagnostics (bounded: a long-lived host must not
+        # grow with them).
+        self.errors: collections.deque[BaseException] = collections.deque(maxlen=100)
 
     # ------------------------------------------------------------------ lifecycle
 
-    async def start(self, *, wait_for_lease: bool = True) -> None:
-        self._loops.append(asyncio.create_task(self._keep_running("lease", self._lease_loop), name="lease"))
-        if wait_for_lease:
-            await self._owns_hub.wait()
+    async def start(self, *, own_all: bool = False, timeout: float | None = 30.0) -> None:
+        """Join the task hub; with ``own_all`` wait until this process owns every partition (a harness)."""
+        self.partition_count = await self.control.partition_count(self.options.partition_count)
+        await self.control.ensure_leases(self.partition_count)
+        await self.control.migrate_single_owner_layout(self.partition_count, partition_of)
+        self.ownership = Ownership(
+            self.control,
+            self.member_id,
+            OwnershipOptions(
+                partition_count=self.partition_count,
+                lease_duration=self.options.lease_duration,
+                poll_interval=self.options.lease_poll_interval,
+                detect_dead_processes=self.options.detect_dead_processes,
+            ),
+            label=self.options.member_label,
+            on_acquired=self._acquired,
+            on_released=self._released,
+            on_resumed=self._resumed,
+        )
+        self.ownership.start()
+        self._loops += [
+            asyncio.create_task(self._episode_worker(), name=f"episodes-{i}")
+            for i in range(self.options.max_concurrent_orchestrations)
+        ]
+        self._loops.append(asyncio.create_task(self._keep_running("timer", self._timer_loop)))
+        self._loops.append(asyncio.create_task(self._keep_running("wake", self._wake_loop)))
+        if own_all:
+            ownership = self.ownership
+            await ownership.wait_for(lambda: len(ownership.owned) == self.partition_count, timeout)
 
     async def stop(self, *, drain: bool = True) -> None:
-        """Stop; with ``drain``, let running episodes and activities finish and commit first."""
-        if drain:
-            # Earlier failures were logged when they happened; they must not abort a shutdown.
-            await self.wait_idle(include_timers=False, raise_errors=False)
-        tasks = [*self._loops, *self._inflight.values(), *self._background]
-        for task in tasks:
+        """Stop; with ``drain``, let running episodes and activities finish and store their outcomes,
+        then hand the partitions over at once (without it they are handed over without waiting)."""
+        self._stopping = True
+        if self.ownership is not None:
+            await self.ownership.stop(graceful=drain)
+        for handle in self._retries.values():
+            handle.cancel()
+        self._retries.clear()
+        loops = [*self._loops, *self._background]
+        for task in loops:
             task.cancel()
-        for task in tasks:
-            # Every one of them logs its own failures (_guard, _keep_running): only cancellation is left.
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
-        self._executor.shutdown(wait=False, cancel_futures=True)
-        self._user_executor.shutdown(wait=False, cancel_futures=True)
-        if self._owns_hub.is_set():
-            await self.repo.release_lease(self.owner)
+        await asyncio.gather(*loops, return_exceptions=True)
+        await self.tasks.stop()
+        for pending in (*self._pending.values(), *self._claimed.values()):
+            for item in pending.values():
+                item.resolve(False)
+        self.user.shutdown()
 
     @property
-    def owns_hub(self) -> bool:
-        return self._owns_hub.is_set()
+    def owned_partitions(self) -> frozenset[int]:
+        return self.ownership.owned if self.ownership is not None else frozenset()
 
-    async def _lease_loop(self) -> None:
-        renew_every = self.options.lease_duration.total_seconds() / 3
-        while True:
-            # Leases expire in real time even under a virtual clock: they protect against real crashes.
-            now = WallClock().now()
-            acquired = await self.repo.try_acquire_lease(self.owner, now, now + self.options.lease_duration)
-            if acquired and not self._owns_hub.is_set():
-                log.info("owner %s acquired the task hub %s", self.owner, self.repo.hub)
-                await self._recover()
-                self._owns_hub.set()
-                self._loops += [
-                    asyncio.create_task(self._episode_worker(), name=f"episodes-{i}")
-                    for i in range(self.options.max_concurrent_orchestrations)
-                ]
-                self._loops.append(asyncio.create_task(self._keep_running("timer", self._timer_loop)))
-                self._loops.append(asyncio.create_task(self._keep_running("wake", self._wake_loop)))
-            elif not acquired and self._owns_hub.is_set():
-                # Another process took over (we were paused past the lease). Stop working; commits we
-                # still attempt fail on ETags, so nothing is corrupted.
-                log.error("owner %s lost the task hub lease; stopping work", self.owner)
-                self._owns_hub.clear()
-                self._states.clear()
-            await asyncio.sleep(renew_every if acquired else min(renew_every, 1.0))
+    def partition(self, instance_id: str) -> int:
+        return partition_of(instance_id, self.partition_count)
 
-    async def _recover(self) -> None:
-        """Resume every unfinished instance: re-run scheduled activities, re-arm timers, run episodes."""
-        for instance_id in await self.repo.list_active():
-            state = await self._load(instance_id)
-            if state is None:
-                # A marker without an instance: its creator crashed between the two writes, or is
-                # between them right now (the marker goes first). Only an old one is an orphan.
-                await self.repo.remove_orphan_marker(instance_id, older_than=WallClock().now() - ORPHAN_GRACE)
-                continue
-            await self.repo.publish(state.record)
+    def may_start(self, instance_id: str) -> bool:
+        """May this process start work for the instance now (it holds the instance's partition)?"""
+        ownership = self.ownership
+        return not self._stopping and ownership is not None and ownership.holds(self.partition(instance_id))
+
+    def _pinned(self, instance_id: str) -> bool:
+        return (
+            instance_id in self._running
+            or instance_id in self._flushing
+            or bool(self._pending.get(instance_id))
+            or bool(self._claimed.get(instance_id))
+        )
+
+    # ------------------------------------------------------------------ partitions
+
+    async def _acquired(self, partition: int) -> None:
+        self._spawn(self._recover(partition))
+
+    async def _recover(self, partition: int) -> None:
+        """Resume every unfinished instance of a partition: re-run scheduled activities, re-arm timers,
+        run episodes; finish the bookkeeping of instances that finished before a crash."""
+        ids = await until_stored(
+            self.outage, "listing active instances", lambda: self.control.list_active(partition)
+        )
+        limit = asyncio.Semaphore(16)
+
+        async def recover(instance_id: str) -> None:
+            async with limit:
+                if not self.may_start(instance_id):
+                    return
+                state = await until_stored(
+                    self.outage, "loading an instance", lambda: self.cache.load(instance_id)
+                )
+                if state is None:
+                    # A marker without an instance: its creator crashed between the two writes, or is
+                    # between them right now (the marker goes first). Only an old one is an orphan.
+                    await until_stored(
+                        self.outage,
+                        "removing an orphan marker",
+                        lambda: self.control.remove_orphan_marker(
+                            partition, instance_id, older_than=WallClock().now() - ORPHAN_GRACE
+                        ),
+                    )
+                    return
+                await self.control.publish(state.record)
+                if state.record.status.is_finished:
+                    await self._after_finish(state)
+                    return
+                self._resume_tasks(state)
+                self.schedule(instance_id)
+
+        await asyncio.gather(*(recover(instance_id) for instance_id in ids))
+
+    async def _resumed(self, partition: int) -> None:
+        """The lease lapsed and was renewed: pick up what was left while it was not valid."""
+        for state in self.cache.cached():
+            if self.partition(state.record.instance_id) == partition:
+                self._resume_tasks(state)
+                self.schedule(state.record.instance_id)
+
+    async def _released(self, partition: int, graceful: bool) -> None:
+        """Stop working on a partition: finish and store what is in flight (graceful), then forget it."""
+
+        def mine(instance_id: str) -> bool:
+            return self.partition(instance_id) == partition
+
+        if graceful:
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(self.options.drain_timeout):
+                    while self._busy_with(mine):  # noqa: ASYNC110 - several kinds of work to watch
+                        await asyncio.sleep(0.01)
+        for instance_id in [i for i in (*self._pending, *self._claimed) if mine(i)]:
+            # Outcomes that could not be stored in time: store them anyway (conditional writes), so the
+            # next owner finds them instead of running the work again.
+            self._spawn(self._store_outcomes_directly(instance_id))
+        for instance_id in self.cache.drop_where(mine):
+            self.timers.cancel_instance(instance_id)
+        for key in [k for k in list(self.timers.keys()) if mine(k.instance_id)]:
+            self.timers.cancel(key)
+
+    def _busy_with(self, mine: Callable[[str], bool]) -> bool:
+        return (
+            any(mine(i) for i in self._running)
+            or any(mine(i) for i in self._flushing)
+            or any(mine(i) for i, p in self._pending.items() if p)
+            or bool(self.tasks.inflight_for(mine))
+        )
+
+    # ------------------------------------------------------------------ notify: the one path for writes
+
+    async def notify(self, instance_id: str, *, changed: bool = True) -> None:
+        """Make the owner of the instance look at it: this process, or another through the store.
+
+        ``changed`` says the instance row may have changed outside this process's cache (a terminate,
+        a resume, a rewind, an event another process raised): the owner then revalidates its cached copy
+        by ETag. Without it (a start or an event this process just wrote into its cache) it only runs.
+        """
+        partition = self.partition(instance_id)
+        if self.ownership is not None and self.ownership.holds(partition):
+            if changed:
+                await self.refresh(instance_id)
+            else:
+                self.schedule(instance_id)
+            return
+        await until_stored(self.outage, "waking the owner", lambda: self.control.wake(partition, instance_id))
+
+    async def refresh(self, instance_id: str) -> None:
+        """Revalidate a cached instance (or load it), then run what it has to run."""
+        if not self.may_start(instance_id):
+            return
+        if instance_id in self._running:
+            self._refresh_after.add(instance_id)  # after this episode: a reload now could be overtaken
+            return
+        before = self.cache.get(instance_id)
+        was_finished = before is not None and before.record.status.is_finished
+        state, reloaded = await until_stored(
+            self.outage, "revalidating an instance", lambda: self.cache.revalidate(instance_id)
+        )
+        if state is None:
+            self._drop_pending(instance_id)
+            return
+        if reloaded:
             if state.record.status.is_finished:
-                await self._after_finish(state)
-                continue
+                if not was_finished:
+                    await self._after_finish(state)
+                return
             self._resume_tasks(state)
-            self.schedule(instance_id)
+        self.schedule(instance_id)
 
-    def _resume_tasks(self, state: InstanceState) -> None:
-        for task in state.tasks.values():
-            if task.state is TaskState.SCHEDULED:
-                self._start_task(state.record.instance_id, task)
+    async def deliver(self, target: str, event: EventMessage) -> bool:
+        """Put a message into an instance's inbox (deduplicated by its idempotency key) and notify it."""
+        added = await until_stored(
+            self.outage, f"delivering to {target}", lambda: self.repo.add_event(target, event)
+        )
+        if added:
+            state = self.cache.get(target) if self.may_start(target) else None
+            if state is not None:
+                if all(e.row_key != event.row_key for e in state.events):
+                    state.events.append(event)
+                self.schedule(target)
+            else:
+                await self.notify(target)
+        return added
+
+    def add_event(self, instance_id: str, event: EventMessage) -> bool:
+        """An event this process stored: put it into the cached state and run the instance. False when
+        this process does not hold the instance (the caller must notify its owner)."""
+        if not self.may_start(instance_id):
+            return False
+        state = self.cache.get(instance_id)
+        if state is not None and all(e.row_key != event.row_key for e in state.events):
+            state.events.append(event)
+        self.schedule(instance_id)
+        return True
 
     # ------------------------------------------------------------------ scheduling
 
@@ -213,8 +412,18 @@ class Dispatcher:
             self._queued.add(instance_id)
             self._queue.put_nowait(instance_id)
 
-    def is_idle(self, *, include_timers: bool = True) -> bool:
-        busy = self._queued or self._running or self._inflight or self._background
+    def is_idle(self, *, include_timers: bool = True, include_retries: bool = True) -> bool:
+        busy = (
+            self._queued
+            or self._running
+            or self.tasks.busy
+            or self._background
+            or self._flushing
+            or any(self._pending.values())
+            or any(self._claimed.values())
+            or self.control.busy
+            or (include_retries and self._retries)
+        )
         if busy:
             return False
         if include_timers:
@@ -223,7 +432,12 @@ class Dispatcher:
         return True
 
     async def wait_idle(
-        self, *, include_timers: bool = True, timeout: float | None = None, raise_errors: bool = True
+        self,
+        *,
+        include_timers: bool = True,
+        timeout: float | None = None,
+        raise_errors: bool = True,
+        include_retries: bool = True,
     ) -> None:
         """Wait until nothing is queued, running or due (what a test harness calls run-until-idle).
 
@@ -233,7 +447,11 @@ class Dispatcher:
             quiet = 0
             while quiet < 3:
                 await asyncio.sleep(0 if quiet else 0.001)
-                quiet = quiet + 1 if self.is_idle(include_timers=include_timers) else 0
+                quiet = (
+                    quiet + 1
+                    if self.is_idle(include_timers=include_timers, include_retries=include_retries)
+                    else 0
+                )
                 if raise_errors and self.errors:
                     raise self.errors[0]
 
@@ -241,25 +459,26 @@ class Dispatcher:
         while True:
             instance_id = await self._queue.get()
             self._queued.discard(instance_id)
+            if not self.may_start(instance_id):
+                continue  # not ours (any more): its owner runs it
             self._running.add(instance_id)
             try:
                 await self._process(instance_id)
-            except Exception as exc:
-                # Storage trouble or a host bug: nothing was committed. Drop the cached state and try
-                # again after a pause, so the instance is never left behind.
-                log.exception("episode of %s failed unexpectedly; retrying in 1 s", instance_id)
-                self.errors.append(exc)
-                self._states.pop(instance_id, None)
-                self._spawn(self._retry_later(instance_id, 1.0))
+            except asyncio.CancelledError:
+                raise
+            except InvocationError as problem:
+                self._machinery_failure(instance_id, problem, sdk=True)
+            except Exception as problem:
+                self._machinery_failure(instance_id, problem, sdk=False)
             finally:
                 self._running.discard(instance_id)
+                self._unclaim(instance_id)
+            if instance_id in self._refresh_after:
+                self._refresh_after.discard(instance_id)
+                self._spawn(self.refresh(instance_id))
             if instance_id in self._again:
                 self._again.discard(instance_id)
                 self.schedule(instance_id)
-
-    async def _retry_later(self, instance_id: str, delay: float) -> None:
-        await asyncio.sleep(delay)
-        self.schedule(instance_id)
 
     async def _keep_running(self, name: str, loop: Callable[[], Awaitable[None]]) -> None:
         """Run a background loop forever; an unexpected error is logged and the loop restarts."""
@@ -273,101 +492,156 @@ class Dispatcher:
                 self.errors.append(exc)
                 await asyncio.sleep(1.0)
 
-    # ------------------------------------------------------------------ state cache
+    # ------------------------------------------------------------------ failures of the host itself
 
-    async def _load(self, instance_id: str) -> InstanceState | None:
-        loaded = await self.repo.load(instance_id)
-        if loaded is None:
-            self._states.pop(instance_id, None)
-            return None
-        if loaded.leftovers:
-            await self.repo.delete_rows(instance_id, loaded.leftovers)
-        state = InstanceState(loaded.record, loaded.history, loaded.tasks, loaded.events)
-        self._cache(state)
-        return state
+    def _machinery_failure(self, instance_id: str, problem: Exception, *, sdk: bool) -> None:
+        """Retry an episode that failed outside the orchestrator's code a bounded number of times."""
+        attempts = self._failures[instance_id] = self._failures.get(instance_id, 0) + 1
+        error_id = uuid.uuid4().hex[:8]
+        limit = self.options.machinery_attempts
+        what = "the SDK could not process the episode" if sdk else "durablehost failed on the episode"
+        log.error(
+            "instance %s: %s (attempt %d of %d, error id %s)",
+            instance_id,
+            what,
+            attempts,
+            limit,
+            error_id,
+            exc_info=problem,
+        )
+        self.errors.append(problem)
+        self.cache.drop(instance_id)  # whatever happened, start again from what is stored
+        if attempts >= limit:
+            self._failures.pop(instance_id, None)
+            if sdk:
+                # The extension fails the orchestration with the SDK's message (TaskOrchestrationShim
+                # .InvokeUserCodeAndHandleResults: "Orchestrator function '<name>' failed: <message>").
+                message = f"{problem}"
+            else:
+                message = (
+                    f"durablehost failed {attempts} times to run an episode of this instance: "
+                    f"{type(problem).__name__}: {problem} (error id {error_id}; see the host log). Once the "
+                    "cause is fixed, rewind the instance to run it again."
+                )
+            self._spawn(self._fail_by_id(instance_id, message))
+            return
+        delay = self.options.machinery_backoff * 2 ** (attempts - 1)
 
-    def _cache(self, state: InstanceState) -> None:
-        self._states[state.record.instance_id] = state
-        self._states.move_to_end(state.record.instance_id)
-        while len(self._states) > self.options.cache_size:
-            victim, _ = next(iter(self._states.items()))
-            if victim in self._running:
-                break
-            self._states.pop(victim)
+        def retry() -> None:
+            self._retries.pop(instance_id, None)
+            self.schedule(instance_id)
 
-    async def state_of(self, instance_id: str) -> InstanceState | None:
-        state = self._states.get(instance_id)
-        if state is not None:
-            self._states.move_to_end(instance_id)
-            return state
-        return await self._load(instance_id)
+        old = self._retries.pop(instance_id, None)
+        if old is not None:
+            old.cancel()
+        self._retries[instance_id] = asyncio.get_running_loop().call_later(delay, retry)
 
-    def forget(self, instance_id: str) -> None:
-        """Drop cached state (someone else changed the instance row)."""
-        self._states.pop(instance_id, None)
+    async def _fail_by_id(self, instance_id: str, message: str) -> None:
+        state = await until_stored(self.outage, "loading an instance", lambda: self.cache.load(instance_id))
+        if state is not None and not state.record.status.is_finished:
+            await self._fail_instance(state, message)
 
     # ------------------------------------------------------------------ episodes
 
     async def _process(self, instance_id: str) -> None:
-        state = await self.state_of(instance_id)
-        if state is not None and state.record.is_entity:
+        state = await until_stored(
+            self.outage, "loading an instance", lambda: self.cache.get_or_load(instance_id)
+        )
+        if state is None:
+            self._drop_pending(instance_id)
+            return
+        if state.record.is_entity:
             await self._process_entity(state)
             return
-        if state is None or not state.has_work():
+        stale = self._absorb_outcome_messages(state)
+        if not state.runnable:
+            self._flush_soon(instance_id)
+            await self._delete_rows(instance_id, stale)
+            return
+        if not state.has_work() and not self._pending.get(instance_id):
+            await self._delete_rows(instance_id, stale)
             return
         wait = self._batching_wait(state)
         if wait > 0:
             self._defer(instance_id, wait)  # no worker is held while completions pile up
+            self._flush_soon(instance_id)
+            await self._delete_rows(instance_id, stale)
             return
-        # A snapshot: completions and events that arrive while the episode runs on its thread change the
-        # cached state, and the next episode takes them.
-        snapshot = InstanceState(state.record, list(state.history), dict(state.tasks), list(state.events))
+        snapshot = state.snapshot()
+        outcomes = self._claim(instance_id, state, snapshot)
+        if not snapshot.has_work():
+            self._unclaim(instance_id)
+            self._flush_soon(instance_id)
+            await self._delete_rows(instance_id, stale)
+            return
         started = time.perf_counter()
         try:
-            result = await asyncio.get_running_loop().run_in_executor(
-                self._user_executor, run_episode, snapshot, self.functions, self.clock.now()
-            )
+            result = await self.user.run_orchestrator(run_episode, snapshot, self.functions, self.clock.now())
         except (NonDeterminismError, UnsupportedAction, UnknownFunction, PayloadTooLarge) as problem:
+            self._unclaim(instance_id)
             await self._fail_instance(state, str(problem))
             return
         cost = time.perf_counter() - started
+        if cost >= self.options.slow_replay:
+            log.warning(
+                "replaying instance %s (%s, %d history events) took %.2f s",
+                instance_id,
+                state.record.name,
+                len(state.history),
+                cost,
+            )
         if cost >= self.options.batching_threshold:
             delay = min(2 * cost, self.options.max_batching_delay)
             self._replay_ready_at[instance_id] = asyncio.get_running_loop().time() + delay
         else:
             self._replay_ready_at.pop(instance_id, None)
         try:
-            await self.repo.commit(
-                result.record,
-                history_start=state.record.history_count,
-                new_history=result.new_history,
-                upsert_tasks=result.tasks_to_write,
-                delete_rows=[e.row_key for e in result.delivered],
+            await until_stored(
+                self.outage,
+                "committing an episode",
+                lambda: self.repo.commit(
+                    result.record,
+                    history_start=state.record.history_count,
+                    new_history=result.new_history,
+                    upsert_tasks=result.tasks_to_write,
+                    delete_rows=[*(e.row_key for e in result.delivered), *stale],
+                    outcomes=outcomes,
+                ),
             )
-        except EtagMismatch:
-            # Someone else changed the instance (terminate, suspend, another host). Reload and retry.
-            self.forget(instance_id)
+        except (EtagMismatch, OutcomeConflict):
+            # Someone else changed the instance (terminate, suspend, another host) or recorded an
+            # outcome first. Reload and run again: outcomes held in memory are matched afresh.
+            self._unclaim(instance_id)
+            await until_stored(self.outage, "reloading an instance", lambda: self.cache.load(instance_id))
             self.schedule(instance_id)
             return
         except PayloadTooLarge as problem:
-            self.forget(instance_id)
-            fresh = await self.state_of(instance_id)
+            self._unclaim(instance_id)
+            fresh = await until_stored(
+                self.outage, "reloading an instance", lambda: self.cache.load(instance_id)
+            )
             if fresh is not None:
                 await self._fail_instance(fresh, str(problem))
             return
         self.episodes += 1
-        if _listing_changed(state.record, result.record):
-            await self.repo.publish(result.record)
+        self.cache.put(state)  # the committed state is the freshest, whatever was loaded meanwhile
+        self._failures.pop(instance_id, None)
+        for item in self._claimed.pop(instance_id, {}).values():
+            item.resolve(True)
+        previous = state.record
         state.record = result.record
         state.history.extend(result.new_history)
         for task in result.consumed:
             task.consumed = True
+            state.tasks[task.task_id] = task
         for task in result.tasks_to_write:
             state.tasks[task.task_id] = task
         delivered = {e.row_key for e in result.delivered}
         state.events = [e for e in state.events if e.row_key not in delivered]
         for task in result.canceled:
             self.timers.cancel(TimerKey(instance_id, task.execution_id, task.task_id))
+        if _listing_changed(previous, result.record):
+            self._spawn(self.control.publish(result.record))
         if result.finished:
             await self._after_finish(state)
             return
@@ -376,7 +650,7 @@ class Dispatcher:
             return
         for task in result.new_work:
             self._start_task(instance_id, task)
-        if state.has_work():
+        if state.has_work() or self._pending.get(instance_id):
             self.schedule(instance_id)
 
     def _batching_wait(self, state: InstanceState) -> float:
@@ -391,8 +665,10 @@ class Dispatcher:
         remaining = 0.0 if ready_at is None else ready_at - asyncio.get_running_loop().time()
         if remaining <= 0:
             return 0.0
+        pending = self._pending.get(state.record.instance_id, {})
         in_flight = any(
-            t.state is TaskState.SCHEDULED and t.kind in _BATCHED_KINDS for t in state.tasks.values()
+            t.state is TaskState.SCHEDULED and t.kind in _BATCHED_KINDS and t.task_id not in pending
+            for t in state.tasks.values()
         )
         return remaining if in_flight else 0.0
 
@@ -409,7 +685,7 @@ class Dispatcher:
         self.schedule(instance_id)
 
     async def _fail_instance(self, state: InstanceState, message: str) -> None:
-        """Fail an instance for a host-side reason (non-determinism, unsupported action, oversize)."""
+        """Fail an instance for a host-side reason (non-determinism, unsupported action, oversize …)."""
         record = replace(state.record)
         now = self.clock.now()
         output = json.dumps(f"Orchestrator function '{record.name}' failed: {message}")
@@ -424,27 +700,37 @@ class Dispatcher:
         record.last_updated_time = now
         record.history_count += len(events)
         try:
-            await self.repo.commit(
-                record,
-                history_start=state.record.history_count,
-                new_history=events,
-                upsert_tasks=[],
-                delete_rows=[],
+            await until_stored(
+                self.outage,
+                "failing an instance",
+                lambda: self.repo.commit(
+                    record,
+                    history_start=state.record.history_count,
+                    new_history=events,
+                    upsert_tasks=[],
+                    delete_rows=[],
+                ),
             )
         except EtagMismatch:
-            self.forget(record.instance_id)
+            await until_stored(
+                self.outage, "reloading an instance", lambda: self.cache.load(record.instance_id)
+            )
             self.schedule(record.instance_id)
             return
         log.error("instance %s failed: %s", record.instance_id, message)
-        await self.repo.publish(record)
         state.record = record
         state.history.extend(events)
+        self._spawn(self.control.publish(record))
         await self._after_finish(state)
 
     async def _after_finish(self, state: InstanceState) -> None:
+        """What a finished instance owes others: its parent's outcome, its marker, its outcomes."""
         record = state.record
-        self._replay_ready_at.pop(record.instance_id, None)
-        self.timers.cancel_instance(record.instance_id)
+        instance_id = record.instance_id
+        self._replay_ready_at.pop(instance_id, None)
+        self.timers.cancel_instance(instance_id)
+        if self._pending.get(instance_id):
+            self._flush_soon(instance_id)  # its activities' outcomes are stored all the same (rewind)
         if record.parent_instance_id and record.parent_execution_id and record.parent_task_id is not None:
             if record.status is RuntimeStatus.COMPLETED:
                 outcome = Outcome(TaskState.COMPLETED, result=record.output)
@@ -452,13 +738,16 @@ class Dispatcher:
                 message = json.loads(record.output) if record.output else f"instance {record.status.value}"
                 outcome = Outcome(
                     TaskState.FAILED,
-                    reason=f"Sub-orchestration '{record.name}' ({record.instance_id}) failed: {message}",
-                    details=None,
+                    reason=f"Sub-orchestration '{record.name}' ({instance_id}) failed: {message}",
                 )
-            await self.complete_task(
-                record.parent_instance_id, record.parent_execution_id, record.parent_task_id, outcome
+            await self.record_outcome(
+                record.parent_instance_id,
+                record.parent_execution_id,
+                record.parent_task_id,
+                outcome,
+                wait=False,
             )
-        await self.repo.unmark_active(record.instance_id)
+        await self.control.unmark_active(self.partition(instance_id), instance_id)
 
     async def _continue_as_new(self, state: InstanceState, input_text: str | None) -> None:
         """Start the next execution: fresh history, same id, pending events carried over (documented)."""
@@ -477,159 +766,233 @@ class Dispatcher:
             last_updated_time=self.clock.now(),
         )
         try:
-            await self.repo.update_record(record)
+            await until_stored(self.outage, "continuing as new", lambda: self.repo.update_record(record))
         except EtagMismatch:
-            self.forget(old.instance_id)
+            await until_stored(self.outage, "reloading an instance", lambda: self.cache.load(old.instance_id))
             self.schedule(old.instance_id)
             return
         self.timers.cancel_instance(old.instance_id)
-        await self.repo.publish(record)
+        self._spawn(self.control.publish(record))
         state.record = record
         state.history = []
         state.tasks = {}
         self._spawn(self.repo.delete_stale_rows(old.instance_id, record.execution_id))
         self.schedule(old.instance_id)
 
-    # ------------------------------------------------------------------ tasks
+    async def _delete_rows(self, instance_id: str, rows: list[str]) -> None:
+        if rows:
+            await until_stored(
+                self.outage, "deleting inbox rows", lambda: self.repo.delete_rows(instance_id, rows)
+            )
 
-    def _start_task(self, instance_id: str, task: TaskRecord) -> None:
-        if task.state is not TaskState.SCHEDULED:
-            return
-        if task.kind is TaskKind.TIMER:
-            if task.fire_at is not None:
-                self.timers.add(TimerKey(instance_id, task.execution_id, task.task_id), task.fire_at)
-                self._timer_changed.set()
-            return
-        key = (instance_id, task.execution_id, task.task_id)
-        if key in self._inflight:
-            return
-        runner: Callable[[str, TaskRecord], Awaitable[None]]
-        if task.kind is TaskKind.SUB_ORCHESTRATION:
-            runner = self._start_child
-        elif task.kind is TaskKind.ENTITY_MESSAGE:
-            runner = self._send_in_order
-        elif task.kind is TaskKind.HTTP:
-            runner = self._run_http
-        else:
-            runner = self._run_activity
-        work = asyncio.create_task(
-            self._guard(runner(instance_id, task)), name=f"task-{instance_id}-{task.task_id}"
-        )
-        self._inflight[key] = work
-        work.add_done_callback(lambda _: self._inflight.pop(key, None))
+    # ------------------------------------------------------------------ outcomes
 
-    async def _guard(self, work: Awaitable[object]) -> None:
-        try:
-            await work
-        except asyncio.CancelledError:
-            raise
-        except Exception as exc:
-            log.exception("background work failed")
-            self.errors.append(exc)
+    async def record_outcome(
+        self, instance_id: str, execution_id: str, task_id: int, outcome: Outcome, *, wait: bool = True
+    ) -> bool:
+        """Record a task's outcome once; returns whether it was ours that was recorded.
 
-    def _spawn(self, work: Awaitable[object]) -> None:
-        task = asyncio.ensure_future(self._guard(work))
-        self._background.add(task)
-        task.add_done_callback(self._background.discard)
-
-    async def _run_activity(self, instance_id: str, task: TaskRecord) -> None:
-        # The slot is held until the outcome is stored, so at most max_concurrent_activities results
-        # are ever unacknowledged: that bounds the re-executions after a crash.
-        async with self._activity_slots:
-            try:
-                activity = self.functions.activity(task.name)
-            except UnknownFunction as unknown:
-                outcome = Outcome(TaskState.FAILED, reason=str(unknown), details=None)
-            else:
-                outcome = await self._attempt_activity(activity, task)
-            await self.complete_task(instance_id, task.execution_id, task.task_id, outcome)
-
-    async def _attempt_activity(self, activity: ActivityFunction, task: TaskRecord) -> Outcome:
-        """Run an activity; a timed-out attempt is abandoned (its late result is never recorded)."""
-        timeout = self.options.activity_timeout
-        for attempt in range(1, self.options.activity_redeliveries + 2):
-            try:
-                async with asyncio.timeout(timeout):
-                    done = await call_activity(activity, task.input, executor=self._executor)
-            except TimeoutError:
-                # A sync activity's thread cannot be stopped; it finishes in the background and its
-                # result is discarded, like a worker that the Functions host recycles.
-                log.warning(
-                    "activity %s (task %s) timed out after %ss, attempt %d",
-                    task.name,
-                    task.task_id,
-                    timeout,
-                    attempt,
+        In a partition this process holds, the outcome is held in memory and stored by the partition's
+        next commit (the module docstring); with ``wait`` the call returns once it is stored. For an
+        instance this process was running but no longer holds (a hand-over), it is written directly
+        and the new owner is woken. For another process's instance (a sub-orchestration's parent), it is
+        sent as an inbox message, which the owner consumes like a completion.
+        """
+        if self.may_start(instance_id):
+            state = await until_stored(
+                self.outage, "loading an instance", lambda: self.cache.get_or_load(instance_id)
+            )
+            task = _scheduled(state, execution_id, task_id)
+            if task is None and state is not None:
+                # The cached copy may predate the episode that scheduled the task: look at the store.
+                state = await until_stored(
+                    self.outage, "loading an instance", lambda: self.cache.load(instance_id)
                 )
+                task = _scheduled(state, execution_id, task_id)
+            if state is None or task is None:
+                return False
+            pending = self._pending.setdefault(instance_id, {})
+            if task_id in pending or task_id in self._claimed.get(instance_id, {}):
+                return False
+            item = _Pending(execution_id, task_id, _storable(task, outcome), self.clock.now())
+            waiter: asyncio.Future[bool] = asyncio.get_running_loop().create_future()
+            item.waiters.append(waiter)
+            pending[task_id] = item
+            # An entity message's outcome only records that it was sent: no episode waits for it.
+            flush = task.kind is TaskKind.ENTITY_MESSAGE or not state.runnable
+            if flush or instance_id in self._running or instance_id in self._deferred:
+                self._flush_soon(instance_id)
+            else:
+                self.schedule(instance_id)  # the episode's own transaction stores it
+            return await asyncio.shield(waiter) if wait else True
+        cached = self.cache.get(instance_id)
+        task = (
+            cached.tasks.get(task_id)
+            if cached is not None and cached.record.execution_id == execution_id
+            else None
+        )
+        if task is not None:
+            if task.state is not TaskState.SCHEDULED:
+                return False
+            done = _done(task, _Pending(execution_id, task_id, outcome, self.clock.now()))
+            recorded = await until_stored(
+                self.outage, "storing an outcome", lambda: self.repo.record_outcomes(instance_id, [done])
+            )
+            await self.notify(instance_id)
+            return recorded[0]
+        message = EventMessage(
+            row_key=new_event_row_key(),
+            name=f"outcome:{task_id}",
+            input=outcome.to_json(),
+            raised_time=self.clock.now(),
+            kind=MessageKind.OUTCOME,
+            execution_id=execution_id,
+            task_id=task_id,
+        )
+        await self.deliver(instance_id, message)
+        return True
+
+    def _absorb_outcome_messages(self, state: InstanceState) -> list[str]:
+        """Turn outcome messages of the inbox into outcomes held in memory; return the stale ones' rows."""
+        messages = state.outcome_messages()
+        if not messages:
+            return []
+        instance_id = state.record.instance_id
+        pending = self._pending.setdefault(instance_id, {})
+        claimed = self._claimed.get(instance_id, {})
+        stale: list[str] = []
+        for message in messages:
+            task = state.tasks.get(message.task_id) if message.task_id is not None else None
+            fresh = (
+                task is not None
+                and message.execution_id == state.record.execution_id
+                and task.state is TaskState.SCHEDULED
+                and task.task_id not in pending
+                and task.task_id not in claimed
+            )
+            if fresh and task is not None and message.input is not None:
+                pending[task.task_id] = _Pending(
+                    state.record.execution_id,
+                    task.task_id,
+                    Outcome.from_json(message.input),
+                    message.raised_time,
+                    source_row=message.row_key,
+                )
+            else:
+                stale.append(message.row_key)  # a duplicate, or for an earlier execution
+        absorbed = {m.row_key for m in messages}
+        state.events = [e for e in state.events if e.row_key not in absorbed]
+        return stale
+
+    def _claim(self, instance_id: str, state: InstanceState, snapshot: InstanceState) -> list[TaskRecord]:
+        """Move the instance's outcomes held in memory into an episode's snapshot, as completions."""
+        pending = self._pending.pop(instance_id, {})
+        claimed = self._claimed.setdefault(instance_id, {})
+        outcomes: list[TaskRecord] = []
+        for task_id, item in pending.items():
+            task = state.tasks.get(task_id)
+            if (
+                task is None
+                or task.state is not TaskState.SCHEDULED
+                or item.execution_id != state.record.execution_id
+            ):
+                item.resolve(False)  # another outcome was stored first, or it belongs to an old execution
                 continue
-            if isinstance(done, ActivitySuccess):
-                return Outcome(TaskState.COMPLETED, result=done.result_json)
-            return Outcome(TaskState.FAILED, reason=done.reason, details=done.details)
-        attempts = self.options.activity_redeliveries + 1
-        return Outcome(
-            TaskState.FAILED,
-            reason=f"Activity function '{task.name}' failed: TimeoutError: timed out after {timeout} s "
-            f"in each of {attempts} attempts",
-        )
+            if task.kind is TaskKind.ENTITY_MESSAGE:
+                self._pending.setdefault(instance_id, {})[task_id] = item  # flushed, never an episode's
+                continue
+            done = _done(task, item)
+            snapshot.tasks[task_id] = done
+            claimed[task_id] = item
+            outcomes.append(done)
+        self._flush_soon(instance_id)  # what is left (entity messages) is stored without the episode
+        return outcomes
 
-    async def _run_http(self, instance_id: str, task: TaskRecord) -> None:
-        async with self._activity_slots:
-            done = await perform_http_call(task.input)
-            outcome = Outcome(done.state, result=done.result, reason=done.reason, details=done.details)
-            await self.complete_task(instance_id, task.execution_id, task.task_id, outcome)
+    def _unclaim(self, instance_id: str) -> None:
+        """An episode that did not commit gives its claimed outcomes back."""
+        claimed = self._claimed.pop(instance_id, {})
+        if claimed:
+            pending = self._pending.setdefault(instance_id, {})
+            for task_id, item in claimed.items():
+                pending.setdefault(task_id, item)
 
-    async def _start_child(self, instance_id: str, task: TaskRecord) -> None:
-        child_id = task.child_instance_id or ""
-        parent = self._states.get(instance_id)
-        problem = _refused_child_id(
-            child_id, instance_id, parent.record.parent_instance_id if parent else None
-        )
-        if problem:
-            await self.complete_task(
-                instance_id, task.execution_id, task.task_id, Outcome(TaskState.FAILED, reason=problem)
-            )
+    def _drop_pending(self, instance_id: str) -> None:
+        for item in self._pending.pop(instance_id, {}).values():
+            item.resolve(False)
+
+    def _flush_soon(self, instance_id: str) -> None:
+        if not self._pending.get(instance_id):
             return
+        if instance_id in self._flushing:
+            self._flush_again.add(instance_id)
+        else:
+            self._flushing.add(instance_id)
+            self._spawn(self._flush(instance_id))
+
+    async def _flush(self, instance_id: str) -> None:
+        """Store outcomes held in memory without an episode (group commit of task rows)."""
         try:
-            self.functions.orchestrator(task.name)
-        except UnknownFunction as unknown:
-            await self.complete_task(
-                instance_id, task.execution_id, task.task_id, Outcome(TaskState.FAILED, reason=str(unknown))
-            )
-            return
-        now = self.clock.now()
-        record = InstanceRecord(
-            instance_id=child_id,
-            name=task.name,
-            status=RuntimeStatus.PENDING,
-            execution_id=uuid.uuid4().hex,
-            created_time=now,
-            last_updated_time=now,
-            input=task.input,
-            parent_instance_id=instance_id,
-            parent_execution_id=task.execution_id,
-            parent_task_id=task.task_id,
-        )
+            while True:
+                self._flush_again.discard(instance_id)
+                pending = self._pending.pop(instance_id, {})
+                if not pending:
+                    return
+                state = await until_stored(
+                    self.outage, "loading an instance", lambda: self.cache.get_or_load(instance_id)
+                )
+                writes: list[tuple[_Pending, TaskRecord]] = []
+                for item in pending.values():
+                    task = state.tasks.get(item.task_id) if state is not None else None
+                    if (
+                        state is None
+                        or task is None
+                        or task.state is not TaskState.SCHEDULED
+                        or item.execution_id != state.record.execution_id
+                    ):
+                        item.resolve(False)
+                        continue
+                    writes.append((item, _done(task, item)))
+                if writes:
+                    store = functools.partial(self.repo.record_outcomes, instance_id, [t for _, t in writes])
+                    recorded = await until_stored(self.outage, "storing outcomes", store)
+                    current = self.cache.get(instance_id)
+                    for (item, task), ok in zip(writes, recorded, strict=True):
+                        if ok and current is not None and current.record.execution_id == task.execution_id:
+                            current.tasks[task.task_id] = task
+                        item.resolve(ok)
+                    if not all(recorded):
+                        # Another outcome came first: what we cached of those tasks is stale.
+                        await until_stored(
+                            self.outage, "reloading an instance", lambda: self.cache.load(instance_id)
+                        )
+                if instance_id not in self._flush_again and not self._pending.get(instance_id):
+                    return
+        finally:
+            self._flushing.discard(instance_id)
+            self.schedule(instance_id)  # stored completions wait for the next episode
 
-        def ours(existing: InstanceRecord) -> bool:
-            # Created by this very task before a crash: keep it (even finished: its result is on its way).
-            return (
-                existing.parent_execution_id == task.execution_id and existing.parent_task_id == task.task_id
+    async def _store_outcomes_directly(self, instance_id: str) -> None:
+        """After a partition was handed over: store held outcomes anyway and wake the new owner."""
+        items = [*self._pending.pop(instance_id, {}).values(), *self._claimed.pop(instance_id, {}).values()]
+        state = self.cache.get(instance_id)
+        writes = []
+        for item in items:
+            task = state.tasks.get(item.task_id) if state is not None else None
+            if task is None or task.state is not TaskState.SCHEDULED:
+                item.resolve(False)
+            else:
+                writes.append((item, _done(task, item)))
+        if writes:
+            recorded = await until_stored(
+                self.outage,
+                "storing outcomes",
+                lambda: self.repo.record_outcomes(instance_id, [task for _, task in writes]),
             )
+            for (item, _), ok in zip(writes, recorded, strict=True):
+                item.resolve(ok)
+            await self.notify(instance_id)
 
-        blocked_by = await self.create_instance(record, keep=ours)
-        if blocked_by is not None and not ours(blocked_by):
-            await self.complete_task(
-                instance_id,
-                task.execution_id,
-                task.task_id,
-                Outcome(
-                    TaskState.FAILED,
-                    reason=f"cannot start sub-orchestration '{task.name}': an instance with id "
-                    f"{child_id!r} already exists and is {blocked_by.status.value}",
-                ),
-            )
-            return
-        self.schedule(child_id)
+    # ------------------------------------------------------------------ creating instances
 
     async def create_instance(
         self, record: InstanceRecord, *, keep: Callable[[InstanceRecord], bool] | None = None
@@ -640,12 +1003,15 @@ class Dispatcher:
         finished, or one that ``keep`` says to leave alone.
         """
         instance_id = record.instance_id
-        # Active marker first: a crash after it leaves a marker the next sweep removes; a crash after
-        # the insert leaves an instance the next sweep runs. Neither loses an acknowledged start.
-        await self.repo.mark_active(instance_id)
+        partition = self.partition(instance_id)
+        # Active marker first: a crash after it leaves a marker the next recovery removes; a crash after
+        # the insert leaves an instance the next recovery runs. Neither loses an acknowledged start.
+        await self.control.mark_active(partition, instance_id)
+        replaced = False
         try:
             await self.repo.insert_instance(record)
         except EntityAlreadyExists:
+            replaced = True
             existing = await self.repo.get_record(instance_id)
             if existing is None:
                 # Deleted between the insert and the read (a purge): report it as still in the way.
@@ -657,178 +1023,79 @@ class Dispatcher:
             except EtagMismatch:
                 return existing
             await self.repo.clear_idempotency_keys(instance_id)
-        await self.repo.publish(record)
-        self.forget(instance_id)
+        if self.may_start(instance_id):
+            self._drop_pending(instance_id)
+            if replaced:
+                self.cache.drop(instance_id)  # the old execution's rows are still there: load it afresh
+            elif instance_id not in self.cache:  # a recovery may have loaded (and run) it already
+                self.cache.put(InstanceState(record, [], {}, []))  # nothing else is in a new partition
+        await asyncio.gather(self.control.publish(record), self.notify(instance_id, changed=False))
         return None
 
-    async def complete_task(
-        self, instance_id: str, execution_id: str, task_id: int, outcome: Outcome
-    ) -> bool:
-        """Record a task outcome once; a second outcome for the same task is dropped by the store."""
-        state = self._states.get(instance_id)
-        current = state.tasks.get(task_id) if state and state.record.execution_id == execution_id else None
-        if current is None:
-            current = await self.repo.read_task(instance_id, execution_id, task_id)
-        if current is None or current.state is not TaskState.SCHEDULED:
-            return False
-        done = replace(
-            current,
-            state=outcome.state,
-            result=outcome.result,
-            reason=outcome.reason,
-            details=outcome.details,
-            completed_time=self.clock.now(),
+    async def send_entity_request(self, sender: str, task: TaskRecord) -> None:
+        await until_stored(
+            self.outage, "sending an entity message", lambda: self.entities.send_request(sender, task)
         )
-        try:
-            recorded = await self.repo.record_outcome(instance_id, done)
-        except PayloadTooLarge as problem:
-            done = replace(done, state=TaskState.FAILED, result=None, reason=str(problem), details=None)
-            recorded = await self.repo.record_outcome(instance_id, done)
-        if not recorded:
-            # Another completion won (a retried attempt, a duplicate): ours is dropped, and what we had
-            # cached about the task is stale.
-            self.forget(instance_id)
-            self.schedule(instance_id)
-            return False
-        state = self._states.get(instance_id)
-        if state is not None and state.record.execution_id == execution_id:
-            state.tasks[task_id] = done
-        self.schedule(instance_id)
-        return True
+
+    async def parent_of(self, instance_id: str) -> str | None:
+        state = self.cache.get(instance_id)
+        if state is not None:
+            return state.record.parent_instance_id
+        record = await until_stored(
+            self.outage, "reading an instance", lambda: self.repo.get_record(instance_id)
+        )
+        return record.parent_instance_id if record is not None else None
 
     # ------------------------------------------------------------------ entities
 
-    async def ensure_entity(self, entity_id: str) -> None:
-        """Create an entity's instance row on first use (protocol §7: entities exist implicitly)."""
-        name, _key = split_entity_id(entity_id)
-        entity = self.functions.entity(name)
-        now = self.clock.now()
-        record = InstanceRecord(
-            instance_id=entity_id,
-            name=entity.name,
-            status=RuntimeStatus.RUNNING,
-            execution_id="entity",
-            created_time=now,
-            last_updated_time=now,
-        )
-        await self.repo.mark_active(entity_id)
-        try:
-            await self.repo.insert_instance(record)
-        except EntityAlreadyExists:
-            return
-
-    async def deliver(self, target: str, event: EventMessage) -> None:
-        """Put an event into another instance's inbox (deduplicated by its idempotency key)."""
-        if await self.repo.add_event(target, event):
-            self.add_event(target, event)
-
-    async def _send_in_order(self, instance_id: str, task: TaskRecord) -> None:
-        """Send an instance's entity messages one after another, in the order it scheduled them.
-
-        A signal followed by a call to the same entity must arrive in that order, as the extension
-        guarantees per sender; sending them concurrently would let the second overtake the first.
-        """
-        previous = self._entity_sends.get(instance_id)
-        current = asyncio.current_task()
-        if current is not None:
-            self._entity_sends[instance_id] = current
-        try:
-            if previous is not None and not previous.done():
-                await asyncio.wait({previous})
-            await self._send_entity_message(instance_id, task)
-        finally:
-            if self._entity_sends.get(instance_id) is current:
-                del self._entity_sends[instance_id]
-
-    async def _send_entity_message(self, instance_id: str, task: TaskRecord) -> None:
-        message = json.loads(task.input or "{}")
-        request_id = str(message["id"])
-        is_signal = bool(message.get("signal"))
-        try:
-            await self.ensure_entity(task.name)
-        except UnknownFunction as unknown:
-            if not is_signal:
-                answer = {"result": json.dumps(str(unknown)), "exceptionType": "UnknownFunction"}
-                await self.deliver(instance_id, _entity_answer(request_id, answer, self.clock.now()))
-            else:
-                log.error("signal to %s dropped: %s", task.name, unknown)
-        else:
-            # The batch input is encoded twice (protocol §7): the entity does df_loads(json.loads(input)).
-            operation_input = message.get("input")
-            event = EventMessage(
-                row_key=new_event_row_key(),
-                name=str(message.get("op")),
-                input=json.dumps(operation_input if operation_input is not None else "null"),
-                raised_time=self.clock.now(),
-                idempotency_key=f"entity-request:{request_id}",
-                requester=None if is_signal else instance_id,
-                request_id=request_id,
-                is_signal=is_signal,
-            )
-            await self.deliver(task.name, event)
-        await self.complete_task(instance_id, task.execution_id, task.task_id, Outcome(TaskState.COMPLETED))
-
     async def _process_entity(self, state: InstanceState) -> None:
-        """Run the entity's queued operations as one batch, strictly in order (protocol §7).
-
-        Answers go out before the new state commits: after a crash the batch runs again from the old
-        state and the repeated answers are dropped by their idempotency keys, so every operation takes
-        effect on the state exactly once.
-        """
-        if not state.events:
+        if not self.entities.batch_of(state):
             return
+        updated, batch = await self.entities.run_batch(state)
         record = state.record
-        batch = state.events[: self.options.entity_batch_size]
-        name, key = split_entity_id(record.instance_id)
-        request = {
-            "self": {"name": name, "key": key},
-            "exists": record.entity_exists,
-            "state": record.entity_state,
-            "batch": [{"name": e.name, "input": e.input, "isSignal": e.is_signal} for e in batch],
-        }
         try:
-            output = await asyncio.get_running_loop().run_in_executor(
-                self._user_executor, call_entity, self.functions.entity(name), json.dumps(request)
-            )
-            results = list(output.get("results") or [])
-        except (UnknownFunction, InvocationError) as problem:
-            log.error("entity %s: %s", record.instance_id, problem)
-            output = {"entityExists": record.entity_exists, "entityState": record.entity_state}
-            results = [{"isError": True, "result": json.dumps(str(problem))} for _ in batch]
-        now = self.clock.now()
-        for event, result in zip(batch, results, strict=False):
-            if event.is_signal or event.requester is None or event.request_id is None:
-                continue
-            answer: dict[str, object] = {"result": result.get("result")}
-            if result.get("isError"):
-                answer["exceptionType"] = "Exception"
-            await self.deliver(event.requester, _entity_answer(event.request_id, answer, now))
-        updated = replace(
-            record,
-            entity_state=output.get("entityState"),
-            entity_exists=bool(output.get("entityExists")),
-            last_updated_time=now,
-        )
-        try:
-            await self.repo.commit(
-                updated,
-                history_start=record.history_count,
-                new_history=[],
-                upsert_tasks=[],
-                delete_rows=[e.row_key for e in batch],
+            await until_stored(
+                self.outage,
+                "committing an entity batch",
+                lambda: self.repo.commit(
+                    updated,
+                    history_start=record.history_count,
+                    new_history=[],
+                    upsert_tasks=[],
+                    delete_rows=[e.row_key for e in batch],
+                ),
             )
         except EtagMismatch:
-            self.forget(record.instance_id)
+            await until_stored(
+                self.outage, "reloading an entity", lambda: self.cache.load(record.instance_id)
+            )
             self.schedule(record.instance_id)
             return
         self.episodes += 1
         state.record = updated
         done = {e.row_key for e in batch}
         state.events = [e for e in state.events if e.row_key not in done]
-        if state.events:
+        if self.entities.batch_of(state):
             self.schedule(record.instance_id)
 
-    # ------------------------------------------------------------------ timers and wake-ups
+    # ------------------------------------------------------------------ tasks and timers
+
+    def _resume_tasks(self, state: InstanceState) -> None:
+        instance_id = state.record.instance_id
+        held = self._pending.get(instance_id, {})
+        for task in state.tasks.values():
+            if task.state is TaskState.SCHEDULED and task.task_id not in held:
+                self._start_task(instance_id, task)
+
+    def _start_task(self, instance_id: str, task: TaskRecord) -> None:
+        if task.state is not TaskState.SCHEDULED:
+            return
+        if task.kind is TaskKind.TIMER:
+            if task.fire_at is not None:
+                self.timers.add(TimerKey(instance_id, task.execution_id, task.task_id), task.fire_at)
+                self._timer_changed.set()
+            return
+        self.tasks.start(instance_id, task)
 
     async def _timer_loop(self) -> None:
         while True:
@@ -849,43 +1116,69 @@ class Dispatcher:
     async def fire_due_timers(self) -> int:
         due = self.timers.pop_due(self.clock.now())
         for key, _fire_at in due:
-            self._spawn(
-                self.complete_task(
-                    key.instance_id, key.execution_id, key.task_id, Outcome(TaskState.COMPLETED)
+            if self.may_start(key.instance_id):
+                self._spawn(
+                    self.record_outcome(
+                        key.instance_id,
+                        key.execution_id,
+                        key.task_id,
+                        Outcome(TaskState.COMPLETED),
+                        wait=False,
+                    )
                 )
-            )
         return len(due)
 
     async def _wake_loop(self) -> None:
-        sweep_at = asyncio.get_running_loop().time() + self.options.sweep_interval
+        loop = asyncio.get_running_loop()
+        sweep_at = loop.time() + self.options.sweep_interval
         while True:
             await asyncio.sleep(self.options.wake_poll_interval)
-            for instance_id in await self.repo.take_wakes():
-                await self.refresh(instance_id)
-            if asyncio.get_running_loop().time() >= sweep_at:
-                sweep_at = asyncio.get_running_loop().time() + self.options.sweep_interval
-                for instance_id in await self.repo.list_active():
-                    if instance_id not in self._states:
-                        await self.refresh(instance_id)
+            held = [
+                p for p in self.owned_partitions if self.ownership is not None and self.ownership.holds(p)
+            ]
+            if not held:
+                continue
+            try:
+                woken = await self.control.take_wakes(held)
+            except Exception as problem:  # the store may be down: the next poll tries again
+                self.outage.failed("reading wake-ups", problem)
+                continue
+            for chunk in _chunks(woken, 32):
+                await asyncio.gather(*(self.refresh(instance_id) for instance_id in chunk))
+            if loop.time() >= sweep_at:
+                sweep_at = loop.time() + self.options.sweep_interval
+                await self._sweep(held)
 
-    async def refresh(self, instance_id: str) -> None:
-        """Pick up changes made outside this dispatcher (a new instance, a raised event)."""
-        state = self._states.get(instance_id)
-        if state is None:
-            state = await self._load(instance_id)
-            if state is None:
-                return
+    async def _sweep(self, partitions: Iterable[int]) -> None:
+        """Catch what a lost wake-up or an earlier failure left: instances that are not cached, and cached
+        ones with work that is neither queued nor running."""
+        for partition in partitions:
+            for instance_id in await self.control.list_active(partition):
+                if instance_id not in self.cache:
+                    await self.refresh(instance_id)
+        for state in self.cache.cached():
+            instance_id = state.record.instance_id
+            if not self.may_start(instance_id) or state.record.status.is_finished:
+                continue
             self._resume_tasks(state)
-        else:
-            state.events = await self.repo.list_pending_events(instance_id)
-        self.schedule(instance_id)
+            if state.has_work() or self._pending.get(instance_id):
+                self.schedule(instance_id)
 
-    def add_event(self, instance_id: str, event: EventMessage) -> None:
-        """An event this process wrote: add it to the cached state and run an episode if it can."""
-        state = self._states.get(instance_id)
-        if state is not None and all(e.row_key != event.row_key for e in state.events):
-            state.events.append(event)
-        self.schedule(instance_id)
+    def _spawn(self, work: Awaitable[object]) -> None:
+        task = asyncio.ensure_future(work)
+        self._background.add(task)
+        task.add_done_callback(self._background_done)
+
+    def _background_done(self, task: asyncio.Task[Any]) -> None:
+        self._background.discard(task)
+        if task.cancelled():
+            return
+        problem = task.exception()
+        if problem is not None:
+            # Owed writes retry outages themselves, so what arrives here is a bug; the sweep picks the
+            # instance up again, and tests see the error through wait_idle.
+            log.error("background work failed", exc_info=problem)
+            self.errors.append(problem)
 
 
 # How long a creator may take between writing an instance's active marker and its instance row.
@@ -895,36 +1188,40 @@ ORPHAN_GRACE = timedelta(minutes=5)
 _BATCHED_KINDS = (TaskKind.ACTIVITY, TaskKind.HTTP, TaskKind.SUB_ORCHESTRATION)
 
 
-def split_entity_id(entity_id: str) -> tuple[str, str]:
-    """``@name@key`` -> (name, key), as EntityId.get_scheduler_id writes it (protocol §6)."""
-    name, _, key = entity_id[1:].partition("@")
-    return name, key
-
-
-def new_event_row_key() -> str:
-    """Inbox rows sort by arrival: the time in nanoseconds, then randomness against ties."""
-    return f"E{time.time_ns():020d}-{uuid.uuid4().hex[:8]}"
-
-
-def _entity_answer(request_id: str, answer: Mapping[str, object], now: datetime) -> EventMessage:
-    return EventMessage(
-        row_key=new_event_row_key(),
-        name=request_id,
-        input=json.dumps(answer),
-        raised_time=now,
-        idempotency_key=f"entity-response:{request_id}",
+def _done(task: TaskRecord, item: _Pending) -> TaskRecord:
+    """The task row with its outcome, to be written conditionally on the row's ETag as scheduled."""
+    return replace(
+        task,
+        state=item.outcome.state,
+        result=item.outcome.result,
+        reason=item.outcome.reason,
+        details=item.outcome.details,
+        completed_time=item.completed_time,
+        stored=False,
+        source_row=item.source_row,
     )
 
 
-def _refused_child_id(child_id: str, parent_id: str, grandparent_id: str | None) -> str | None:
-    """The extension refuses these sub-orchestration ids (protocol §2.7)."""
-    if not child_id:
-        return "a sub-orchestration instance id cannot be empty"
-    if child_id.startswith("@"):
-        return f"sub-orchestration instance id {child_id!r} cannot start with '@' (reserved for entities)"
-    if child_id in (parent_id, grandparent_id):
-        return f"sub-orchestration instance id {child_id!r} cannot be the id of its parent or grandparent"
-    return None
+def _storable(task: TaskRecord, outcome: Outcome) -> Outcome:
+    """The outcome itself, or a failure saying why it cannot be stored (a result over the limits)."""
+    try:
+        _done(task, _Pending(task.execution_id, task.task_id, outcome, task.scheduled_time)).to_properties()
+    except PayloadTooLarge as problem:
+        return Outcome(TaskState.FAILED, reason=str(problem))
+    return outcome
+
+
+def _scheduled(state: InstanceState | None, execution_id: str, task_id: int) -> TaskRecord | None:
+    """The task if it is still waiting for an outcome in this execution."""
+    if state is None or state.record.execution_id != execution_id:
+        return None
+    task = state.tasks.get(task_id)
+    return task if task is not None and task.state is TaskState.SCHEDULED else None
+
+
+def _chunks(items: list[str], size: int) -> Iterable[list[str]]:
+    for start in range(0, len(items), size):
+        yield items[start : start + size]
 
 
 def _listing_changed(before: InstanceRecord, after: InstanceRecord) -> bool:
@@ -934,3 +1231,6 @@ def _listing_changed(before: InstanceRecord, after: InstanceRecord) -> bool:
         after.custom_status,
         after.output,
     )
+
+
+__all__ = ["Dispatcher", "DispatcherOptions", "split_entity_id"]

@@ -19,6 +19,7 @@ from durablehost.engine.history import EventType, HistoryEvent, parse_timestamp
 from durablehost.engine.records import (
     EventMessage,
     InstanceRecord,
+    MessageKind,
     RetryInfo,
     RuntimeStatus,
     TaskKind,
@@ -83,20 +84,34 @@ class InstanceState:
         budget = dict(self.record.waits)
         ready = []
         for event in self.events:
+            if event.kind is not MessageKind.EVENT:
+                continue
             if budget.get(event.name, 0) > 0:
                 budget[event.name] -= 1
                 ready.append(event)
         return ready
 
+    def outcome_messages(self) -> list[EventMessage]:
+        return [e for e in self.events if e.kind is MessageKind.OUTCOME]
+
+    @property
+    def runnable(self) -> bool:
+        return not (self.record.status.is_finished or self.record.status is RuntimeStatus.SUSPENDED)
+
     def has_work(self) -> bool:
-        if self.record.status.is_finished or self.record.status is RuntimeStatus.SUSPENDED:
+        if not self.runnable:
             return False
         return (
             self.record.history_count == 0
             or self.history[-1]["EventType"] != EventType.ORCHESTRATOR_COMPLETED
             or bool(self.pending_completions())
             or bool(self.deliverable_events())
+            or bool(self.outcome_messages())
         )
+
+    def snapshot(self) -> InstanceState:
+        """A copy an episode thread can read while the loop keeps changing this state."""
+        return InstanceState(self.record, list(self.history), dict(self.tasks), list(self.events))
 
 
 @dataclass

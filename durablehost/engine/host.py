@@ -6,6 +6,7 @@ them; the HTTP layer and the in-process test client do the encoding their caller
 
 from __future__ import annotations
 
+import asyncio
 import json
 import re
 import uuid
@@ -15,7 +16,9 @@ from datetime import datetime
 from typing import Any
 
 from durablehost.engine.clock import Clock
-from durablehost.engine.dispatcher import Dispatcher, DispatcherOptions, new_event_row_key
+from durablehost.engine.control import ControlTable
+from durablehost.engine.dispatcher import Dispatcher, DispatcherOptions
+from durablehost.engine.entities import new_event_row_key
 from durablehost.engine.episode import InstanceState
 from durablehost.engine.history import (
     EventType,
@@ -28,6 +31,7 @@ from durablehost.engine.history import (
     orchestrator_completed,
     orchestrator_started,
 )
+from durablehost.engine.owed import StoreOutage
 from durablehost.engine.partition import InstanceRepository
 from durablehost.engine.records import EventMessage, InstanceRecord, RuntimeStatus, TaskKind, TaskState
 from durablehost.engine.rewind import plan_rewind
@@ -39,6 +43,7 @@ from durablehost.errors import (
     InstanceNotFound,
 )
 from durablehost.functions import FunctionIndex
+from durablehost.functions.workers import UserCode
 from durablehost.replay import history_document
 from durablehost.store.base import Condition, TableStore
 
@@ -92,23 +97,33 @@ class DurableHost:
         self.store = store
         self.functions = functions
         self.clock = clock
+        self.outage = StoreOutage()
         self.repo = InstanceRepository(store, hub)
-        self.dispatcher = Dispatcher(self.repo, functions, clock, options)
+        self.control = ControlTable(store, hub, self.outage)
+        self.dispatcher = Dispatcher(self.repo, self.control, functions, clock, options, outage=self.outage)
+        self._dispatching = False
 
-    async def start(self, *, run_dispatcher: bool = True) -> None:
+    async def start(self, *, run_dispatcher: bool = True, own_all: bool = False) -> None:
+        """Open the hub's tables; with ``run_dispatcher`` join the hub as a worker (as soon as this
+        returns, clients can be served; ``own_all`` waits until this process owns every partition)."""
         await self.repo.initialize()
+        await self.control.initialize()
         if run_dispatcher:
-            await self.dispatcher.start()
+            await self.dispatcher.start(own_all=own_all)
+            self._dispatching = True
+        else:
+            # A process that only serves clients still needs the partition count to address owners.
+            count = self.dispatcher.options.partition_count
+            self.dispatcher.partition_count = await self.control.partition_count(count)
+
+    @property
+    def user_code(self) -> UserCode:
+        """Where the app's functions run (worker threads and the user-code event loop)."""
+        return self.dispatcher.user
 
     async def stop(self, *, drain: bool = True) -> None:
-        await self.dispatcher.stop(drain=drain)
-
-    async def _wake(self, instance_id: str) -> None:
-        """Make the owner of the hub look at an instance, in this process or another."""
-        if self.dispatcher.owns_hub:
-            await self.dispatcher.refresh(instance_id)
-        else:
-            await self.repo.wake(instance_id)
+        if self._dispatching:
+            await self.dispatcher.stop(drain=drain)
 
     # ------------------------------------------------------------------ starting
 
@@ -134,7 +149,6 @@ class DurableHost:
         blocked_by = await self.dispatcher.create_instance(record)
         if blocked_by is not None:
             raise InstanceAlreadyRunning(instance_id, blocked_by.status.value)
-        await self._wake(instance_id)
         return instance_id
 
     # ------------------------------------------------------------------ events
@@ -161,10 +175,8 @@ class DurableHost:
         )
         if not await self.repo.add_event(instance_id, event):
             return False
-        if self.dispatcher.owns_hub:
-            self.dispatcher.add_event(instance_id, event)
-        else:
-            await self.repo.wake(instance_id)
+        if not self.dispatcher.add_event(instance_id, event):
+            await self.dispatcher.notify(instance_id)
         return True
 
     # ------------------------------------------------------------------ entities
@@ -184,7 +196,7 @@ class DurableHost:
             batch_input = input_text
         else:
             batch_input = json.dumps(input_text)
-        await self.dispatcher.ensure_entity(entity_id)
+        await self.dispatcher.entities.ensure(entity_id)
         event = EventMessage(
             row_key=new_event_row_key(),
             name=operation,
@@ -193,10 +205,8 @@ class DurableHost:
             is_signal=True,
         )
         await self.repo.add_event(entity_id, event)
-        if self.dispatcher.owns_hub:
-            self.dispatcher.add_event(entity_id, event)
-        else:
-            await self.repo.wake(entity_id)
+        if not self.dispatcher.add_event(entity_id, event):
+            await self.dispatcher.notify(entity_id)
 
     async def read_entity_state(self, name: str, key: str) -> str | None:
         """The entity's state as JSON text, or None if it does not exist (never created or deleted)."""
@@ -229,8 +239,9 @@ class DurableHost:
                 )
             except EtagMismatch:
                 continue
-            self.dispatcher.forget(instance_id)
-            await self.repo.publish(new_record)
+            # The owner (this process or another) revalidates its copy and acts on the change: it runs
+            # a resumed instance, and finishes the bookkeeping of a terminated one (its parent's outcome).
+            await asyncio.gather(self.control.publish(new_record), self.dispatcher.notify(instance_id))
             return new_record
         raise RuntimeError(f"could not {action} {instance_id!r}: the instance kept changing")
 
@@ -241,10 +252,10 @@ class DurableHost:
         await self._terminate_one(instance_id, reason)
         if not recursive:
             return
-        state = await self.dispatcher.state_of(instance_id)
+        loaded = await self.repo.load(instance_id)
         children = [
             t.child_instance_id
-            for t in (state.tasks.values() if state else [])
+            for t in (loaded.tasks.values() if loaded else [])
             if t.kind is TaskKind.SUB_ORCHESTRATION and t.state is TaskState.SCHEDULED and t.child_instance_id
         ]
         for child in children:
@@ -270,9 +281,6 @@ class DurableHost:
             return record, events
 
         await self._change(instance_id, "terminate", change)
-        state = await self.dispatcher.state_of(instance_id)
-        if state is not None:
-            await self.dispatcher._after_finish(state)
 
     async def suspend(self, instance_id: str, reason: str | None = None) -> None:
         def change(record: InstanceRecord) -> tuple[InstanceRecord, list[HistoryEvent]] | None:
@@ -305,7 +313,6 @@ class DurableHost:
             ]
 
         await self._change(instance_id, "resume", change)
-        await self._wake(instance_id)
 
     async def restart(self, instance_id: str, *, new_instance_id: bool = True) -> str:
         """Start the instance's orchestrator again with its original input; returns the new instance id."""
@@ -334,10 +341,8 @@ class DurableHost:
                 )
             except EtagMismatch:
                 continue
-            await self.repo.mark_active(instance_id)
-            await self.repo.publish(plan.record)
-            self.dispatcher.forget(instance_id)
-            await self._wake(instance_id)
+            await self.control.mark_active(self.dispatcher.partition(instance_id), instance_id)
+            await asyncio.gather(self.control.publish(plan.record), self.dispatcher.notify(instance_id))
             # Children only now: a child that finishes reports into its parent's task row, which must
             # already be waiting again (scheduled), or its result would be dropped.
             for child in plan.failed_children:
@@ -381,9 +386,9 @@ class DurableHost:
         if not record.status.is_finished:
             raise InstanceAlreadyRunning(instance_id, record.status.value)
         await self.repo.purge_partition(instance_id)
-        await self.repo.unmark_active(instance_id)
-        await self.repo.unpublish(instance_id)
-        self.dispatcher.forget(instance_id)
+        await self.control.unmark_active(self.dispatcher.partition(instance_id), instance_id)
+        await self.control.unpublish(instance_id)
+        self.dispatcher.cache.drop(instance_id)
         return 1
 
     # ------------------------------------------------------------------ reading
@@ -440,7 +445,7 @@ class DurableHost:
             where.append(Condition("Name", "eq", name))
         if runtime_status and len(runtime_status) == 1:
             where.append(Condition("RuntimeStatus", "eq", runtime_status[0].value))
-        records, token = await self.repo.query_records(
+        records, token = await self.control.query_records(
             where, prefix=prefix, page_size=page_size, continuation=continuation
         )
         if runtime_status:
@@ -449,7 +454,14 @@ class DurableHost:
         return records, token
 
     async def state_of(self, instance_id: str) -> InstanceState | None:
-        return await self.dispatcher.state_of(instance_id)
+        """The instance as this process knows it: its cached state, else as stored (not cached)."""
+        cached = self.dispatcher.cache.get(instance_id)
+        if cached is not None:
+            return cached
+        loaded = await self.repo.load(instance_id)
+        if loaded is None:
+            return None
+        return InstanceState(loaded.record, loaded.history, loaded.tasks, loaded.events)
 
 
 def status_json(record: InstanceRecord, *, show_input: bool = True) -> dict[str, Any]:

@@ -1,5 +1,8 @@
 """Reading and committing instance partitions (layout: durablehost.engine.records).
 
+Everything of one instance lives in its own partition of ``<hub>Instances``; the rest of the task hub
+(leases, markers, wake-ups, the index) is in the control table (durablehost.engine.control).
+
 An episode commits as one entity-group transaction when it fits (≤100 operations). A larger episode is
 split DTFx-style (backend-notes §1.2): every batch carries an If-Match merge of the instance row, and the
 ETag it returns guards the next batch, so a stale writer cannot overwrite anything after losing the
@@ -12,8 +15,6 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime
-from typing import Any
 
 from durablehost.engine.history import EventType, HistoryEvent
 from durablehost.engine.records import (
@@ -32,7 +33,7 @@ from durablehost.engine.records import (
     task_row_key,
 )
 from durablehost.errors import EntityAlreadyExists, EntityNotFound, EtagMismatch, TransactionFailed
-from durablehost.store.base import Condition, Entity, Op, TableStore, UpdateMode
+from durablehost.store.base import Entity, Op, OpKind, TableStore, UpdateMode
 
 MAX_BATCH = 100
 _SCHEDULING_EVENTS = {
@@ -41,11 +42,6 @@ _SCHEDULING_EVENTS = {
     EventType.SUB_ORCHESTRATION_CREATED,
     EventType.EVENT_SENT,
 }
-
-ACTIVE_PARTITION = "active"
-LEASE_PARTITION = "lease"
-WAKE_PARTITION = "wake"
-INDEX_PARTITION = "index"
 
 
 @dataclass
@@ -63,18 +59,20 @@ def _ops_in_batches(ops: Sequence[Op], size: int) -> Iterable[list[Op]]:
         yield list(ops[start : start + size])
 
 
+class OutcomeConflict(Exception):
+    """A task's outcome was recorded by someone else first (a duplicate, a re-run): ours is dropped."""
+
+
 class InstanceRepository:
-    """All storage access of the engine, on two tables: ``<hub>Instances`` and ``<hub>Control``."""
+    """Storage access to instance partitions, in ``<hub>Instances``."""
 
     def __init__(self, store: TableStore, hub: str) -> None:
         self.store = store
         self.hub = hub
         self.table = f"{hub}Instances"
-        self.control = f"{hub}Control"
 
     async def initialize(self) -> None:
         await self.store.create_table(self.table)
-        await self.store.create_table(self.control)
 
     # ---------------------------------------------------------------- reading
 
@@ -201,15 +199,19 @@ class InstanceRepository:
         new_history: Sequence[HistoryEvent],
         upsert_tasks: Sequence[TaskRecord],
         delete_rows: Sequence[str],
+        outcomes: Sequence[TaskRecord] = (),
     ) -> str:
         """Commit an episode: history, tasks and the instance row (with ``record.etag`` as If-Match).
 
-        ``record.history_count`` must already include ``new_history``. Returns the new ETag and stores it
-        on the record; each task in ``upsert_tasks`` gets the ETag of its new row, so that its outcome is
-        later written conditionally on it (exactly once). Raises EtagMismatch if another writer
-        committed first.
+        ``record.history_count`` must already include ``new_history``. ``outcomes`` are task outcomes held
+        in memory (``stored`` false): each is written conditionally on the ETag its row had when
+        scheduled, in the first batch, so that the completion enters history exactly once; if any was
+        recorded by someone else first, nothing is committed and OutcomeConflict is raised. Returns the
+        new ETag and stores it on the record; each task written gets the ETag of its new row, so that its
+        outcome is later written conditionally on it. Raises EtagMismatch if another writer committed first.
         """
         instance_id = record.instance_id
+        guarded: list[Op] = [_outcome_op(instance_id, task) for task in outcomes]
         body: list[Op] = [
             Op.upsert(
                 instance_id,
@@ -222,43 +224,64 @@ class InstanceRepository:
         body += [
             Op.upsert(instance_id, t.row_key, t.to_properties(), UpdateMode.REPLACE) for t in upsert_tasks
         ]
-        deletes = [Op.delete(instance_id, key) for key in delete_rows]
+        body = guarded + body
+        sources = [t.source_row for t in outcomes if t.source_row is not None]
+        deletes = [Op.delete(instance_id, key) for key in [*delete_rows, *sources]]
         etag = record.etag
         per_batch = MAX_BATCH - 1  # every batch also carries the If-Match instance-row update
         head: list[Op] = []
         if len(body) + len(deletes) <= per_batch:
             final_body, deletes = body + deletes, []
         else:
+            # The conditional outcome writes come first, so a conflict on one aborts before any history
+            # row is written. (An outcome written by an earlier batch of an episode that then fails is
+            # merely recorded, not consumed: the next episode takes it, so it still enters history once.)
             split = len(body) - (len(body) % per_batch or per_batch)
             head, final_body = body[:split], body[split:]
             room = per_batch - len(final_body)
             final_body += deletes[:room]
             deletes = deletes[room:]
         written: dict[str, str | None] = {}
+        conditional = {id(op): task for op, task in zip(guarded, outcomes, strict=True)}
         for chunk in _ops_in_batches(head, per_batch):
             marker = Op.update(instance_id, INSTANCE_ROW, {"CommitInProgress": True}, etag=etag)
-            etag = await self._transact_guarded(instance_id, [*chunk, marker], written)
+            etag = await self._transact_guarded(instance_id, [*chunk, marker], written, conditional)
         final = Op.update(
             instance_id, INSTANCE_ROW, record.to_properties(), etag=etag, mode=UpdateMode.REPLACE
         )
-        etag = await self._transact_guarded(instance_id, [*final_body, final], written)
+        etag = await self._transact_guarded(instance_id, [*final_body, final], written, conditional)
         record.etag = etag
-        for task in upsert_tasks:
-            task.etag = written.get(task.row_key)
+        for task in (*upsert_tasks, *outcomes):
+            task.etag = written.get(task.row_key, task.etag)
+        for task in outcomes:
+            task.stored, task.source_row = True, None
         if deletes:
             await self.delete_rows(instance_id, [op.row_key for op in deletes])
         return etag
 
-    async def _transact_guarded(self, instance_id: str, ops: list[Op], written: dict[str, str | None]) -> str:
+    async def _transact_guarded(
+        self,
+        instance_id: str,
+        ops: list[Op],
+        written: dict[str, str | None],
+        conditional: dict[int, TaskRecord],
+    ) -> str:
         """Run a batch whose last operation is the If-Match instance-row update; return its ETag.
 
-        The new ETag of every row the batch wrote goes into ``written``, keyed by row key.
+        The new ETag of every row the batch wrote goes into ``written``, keyed by row key. A failed
+        conditional outcome write (an op in ``conditional``, keyed by ``id(op)``) raises OutcomeConflict.
         """
         try:
             etags = await self.store.transact(self.table, ops)
         except TransactionFailed as failure:
-            if failure.index == len(ops) - 1 and isinstance(failure.cause, (EtagMismatch, EntityNotFound)):
+            conflict = isinstance(failure.cause, (EtagMismatch, EntityNotFound))
+            if conflict and failure.index == len(ops) - 1:
                 raise EtagMismatch(self.table, instance_id, INSTANCE_ROW) from failure
+            loser = conditional.get(id(ops[failure.index])) if 0 <= failure.index < len(ops) else None
+            if conflict and loser is not None:
+                raise OutcomeConflict(
+                    f"{instance_id}: task {loser.task_id} already has an outcome"
+                ) from failure
             raise
         written.update((op.row_key, new) for op, new in zip(ops, etags, strict=True))
         etag = etags[-1]
@@ -280,25 +303,44 @@ class InstanceRepository:
                     except EntityNotFound:
                         continue
 
-    async def record_outcome(self, instance_id: str, task: TaskRecord) -> bool:
-        """Store a task's outcome if the task is still waiting for one.
+    async def record_outcomes(self, instance_id: str, tasks: Sequence[TaskRecord]) -> list[bool]:
+        """Store task outcomes, each only if its task is still waiting for one.
 
-        The update is conditional on the ETag the task row had when it was scheduled, so of two
+        Every update is conditional on the ETag the task row had when it was scheduled, so of two
         completions of one task (a retried activity, a duplicate delivery) exactly one is recorded and
-        the other is dropped by the store. Returns False for the dropped one.
+        the other is dropped by the store. Outcomes travel together in transactions of up to 100 rows
+        (with the inbox rows that brought them, deleted in the same transaction). Returns, per task,
+        whether its outcome was recorded (False: someone else's came first).
         """
-        try:
-            task.etag = await self.store.update(
-                self.table,
-                instance_id,
-                task.row_key,
-                task.to_properties(),
-                etag=task.etag,
-                mode=UpdateMode.REPLACE,
-            )
-        except (EtagMismatch, EntityNotFound):
-            return False
-        return True
+        recorded = [False] * len(tasks)
+        live = list(range(len(tasks)))
+        while live:
+            chunk = live[: MAX_BATCH // 2]  # an outcome may come with its inbox row to delete
+            ops: list[Op] = []
+            owners: list[int] = []
+            for position in chunk:
+                task = tasks[position]
+                ops.append(_outcome_op(instance_id, task))
+                owners.append(position)
+                if task.source_row is not None:
+                    ops.append(Op.delete(instance_id, task.source_row))
+                    owners.append(position)
+            try:
+                etags = await self.store.transact(self.table, ops)
+            except TransactionFailed as failure:
+                if not isinstance(failure.cause, (EtagMismatch, EntityNotFound)):
+                    raise
+                loser = owners[failure.index]
+                tasks[loser].stored = True  # nothing left to write: another outcome was recorded first
+                live.remove(loser)
+                continue
+            for op, position, etag in zip(ops, owners, etags, strict=True):
+                if op.kind is not OpKind.DELETE:
+                    tasks[position].etag = etag
+                    tasks[position].stored, tasks[position].source_row = True, None
+                    recorded[position] = True
+            live = live[len(chunk) :]
+        return recorded
 
     async def read_task(self, instance_id: str, execution_id: str, task_id: int) -> TaskRecord | None:
         try:
@@ -354,115 +396,6 @@ class InstanceRepository:
         ]
         await self.delete_rows(instance_id, keys)
 
-    # ---------------------------------------------------------------- control table
 
-    async def mark_active(self, instance_id: str) -> None:
-        await self.store.upsert(self.control, ACTIVE_PARTITION, instance_id, {"Active": True})
-
-    async def unmark_active(self, instance_id: str) -> None:
-        try:
-            await self.store.delete(self.control, ACTIVE_PARTITION, instance_id)
-        except EntityNotFound:
-            return
-
-    async def remove_orphan_marker(self, instance_id: str, *, older_than: datetime) -> None:
-        """Delete an active marker that has no instance, if it was written before ``older_than``."""
-        try:
-            marker = await self.store.get(self.control, ACTIVE_PARTITION, instance_id)
-        except EntityNotFound:
-            return
-        if marker.timestamp is None or marker.timestamp > older_than:
-            return  # maybe its instance is being created this very moment
-        try:
-            await self.store.delete(self.control, ACTIVE_PARTITION, instance_id, etag=marker.etag)
-        except (EntityNotFound, EtagMismatch):
-            return  # touched again meanwhile: not an orphan
-
-    async def list_active(self) -> list[str]:
-        rows = self.store.query(self.control, partition_key=ACTIVE_PARTITION, select=[])
-        return [e.row_key async for e in rows]
-
-    async def wake(self, instance_id: str) -> None:
-        """Tell whichever process owns the hub that an instance has new work (cross-process path)."""
-        await self.store.upsert(self.control, WAKE_PARTITION, instance_id, {"Wake": True})
-
-    async def take_wakes(self, limit: int = 1000) -> list[str]:
-        rows = [e async for e in self.store.query(self.control, partition_key=WAKE_PARTITION, limit=limit)]
-        for entity in rows:
-            try:
-                await self.store.delete(self.control, WAKE_PARTITION, entity.row_key, etag=entity.etag)
-            except (EntityNotFound, EtagMismatch):
-                continue  # woken again meanwhile: the next poll sees it
-        return [e.row_key for e in rows]
-
-    async def try_acquire_lease(self, owner: str, now: datetime, until: datetime) -> bool:
-        """Take or renew the hub lease (one active dispatcher per task hub)."""
-        props: dict[str, Any] = {"Owner": owner, "ExpiresAt": until}
-        try:
-            lease = await self.store.get(self.control, LEASE_PARTITION, "hub")
-        except EntityNotFound:
-            try:
-                await self.store.insert(self.control, LEASE_PARTITION, "hub", props)
-            except EntityAlreadyExists:
-                return False
-            return True
-        expires = lease.get("ExpiresAt")
-        held_by_other = lease.get("Owner") != owner and isinstance(expires, datetime) and expires > now
-        if held_by_other:
-            return False
-        try:
-            await self.store.update(self.control, LEASE_PARTITION, "hub", props, etag=lease.etag)
-        except (EtagMismatch, EntityNotFound):
-            return False
-        return True
-
-    async def release_lease(self, owner: str) -> None:
-        try:
-            lease = await self.store.get(self.control, LEASE_PARTITION, "hub")
-        except EntityNotFound:
-            return
-        if lease.get("Owner") != owner:
-            return
-        try:
-            await self.store.delete(self.control, LEASE_PARTITION, "hub", etag=lease.etag)
-        except (EtagMismatch, EntityNotFound):
-            return
-
-    # ---------------------------------------------------------------- the instance index
-
-    # Listing instances by scanning every partition for its instance row would read all history rows
-    # too. Like DTFx's Instances table, an index partition of the control table holds a copy of each
-    # instance row, keyed by instance id: prefix queries are row-key ranges and a page reads only what
-    # it returns. It is written after the commits that change what a listing shows, and rewritten for
-    # every active instance when a dispatcher takes over, so a crash in between only delays it.
-
-    async def publish(self, record: InstanceRecord) -> None:
-        await self.store.upsert(
-            self.control, INDEX_PARTITION, record.instance_id, record.to_properties(), UpdateMode.REPLACE
-        )
-
-    async def unpublish(self, instance_id: str) -> None:
-        try:
-            await self.store.delete(self.control, INDEX_PARTITION, instance_id)
-        except EntityNotFound:
-            return
-
-    async def query_records(
-        self,
-        where: Sequence[Condition],
-        *,
-        prefix: str | None = None,
-        page_size: int,
-        continuation: str | None,
-    ) -> tuple[list[InstanceRecord], str | None]:
-        page = await self.store.query_page(
-            self.control,
-            partition_key=INDEX_PARTITION,
-            row_key_from=prefix or None,
-            row_key_to=(prefix + "\uffff") if prefix else None,
-            where=where,
-            page_size=page_size,
-            continuation=continuation,
-        )
-        records = [InstanceRecord.from_properties(e.row_key, e.properties, e.etag) for e in page.entities]
-        return records, page.continuation
+def _outcome_op(instance_id: str, task: TaskRecord) -> Op:
+    return Op.update(instance_id, task.row_key, task.to_properties(), etag=task.etag, mode=UpdateMode.REPLACE)

@@ -11,7 +11,9 @@ row key                what
 ``H00000042``          history event 42 of the current execution (JSON text).
 ``T<exec>-00000007``   task 7 of execution <exec>: an activity attempt, timer, sub-orchestration or
                        HTTP call, with its outcome once known.
-``E<ticks>-<rand>``    an external event waiting to be delivered (FIFO by raise time).
+``E<ticks>-<rand>``    an inbox message waiting to be consumed (FIFO by arrival): an external event, an
+                       entity request or answer, or the outcome of a task that another partition's
+                       owner produced (a sub-orchestration's result).
 ``K<hash>``            an idempotency-key tombstone for raised events: its insert conflicts when a
                        key is raised twice, so the store drops the duplicate.
 =====================  ==========================================================================
@@ -275,6 +277,10 @@ class TaskRecord:
     final_retry_timer: bool = False
     consumed: bool = False  # its completion is in committed history
     etag: str | None = None
+    # Not stored: an outcome this process holds in memory until the next commit of the partition writes
+    # it (an episode, or a flush of outcomes), conditionally on ``etag``, the row's ETag as scheduled.
+    stored: bool = True
+    source_row: str | None = None  # the inbox row that brought this outcome, deleted when it is stored
 
     @property
     def row_key(self) -> str:
@@ -332,9 +338,14 @@ class TaskRecord:
         )
 
 
+class MessageKind(enum.StrEnum):
+    EVENT = "event"  # an external event, or an entity request or answer
+    OUTCOME = "outcome"  # a task outcome from another partition's owner; ``input`` is an Outcome's JSON
+
+
 @dataclass
 class EventMessage:
-    """An external event waiting in the inbox."""
+    """A message waiting in the inbox."""
 
     row_key: str
     name: str
@@ -345,6 +356,10 @@ class EventMessage:
     requester: str | None = None
     request_id: str | None = None
     is_signal: bool = False
+    kind: MessageKind = MessageKind.EVENT
+    # Outcome messages: the task they complete.
+    execution_id: str | None = None
+    task_id: int | None = None
 
     def to_properties(self) -> dict[str, PropertyValue | None]:
         props: dict[str, PropertyValue | None] = {
@@ -354,6 +369,9 @@ class EventMessage:
             "Requester": self.requester,
             "RequestId": self.request_id,
             "IsSignal": self.is_signal,
+            "Kind": self.kind.value if self.kind is not MessageKind.EVENT else None,
+            "ExecutionId": self.execution_id,
+            "TaskId": self.task_id,
         }
         put_text(props, "Input", self.input, f"the payload of event {self.name!r}")
         return props
@@ -372,7 +390,30 @@ class EventMessage:
             requester=_opt_str(props, "Requester"),
             request_id=_opt_str(props, "RequestId"),
             is_signal=bool(props.get("IsSignal", False)),
+            kind=MessageKind(_opt_str(props, "Kind") or MessageKind.EVENT.value),
+            execution_id=_opt_str(props, "ExecutionId"),
+            task_id=_opt_int(props, "TaskId"),
         )
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """A task's outcome, as recorded in its row (and carried by outcome messages)."""
+
+    state: TaskState
+    result: str | None = None
+    reason: str | None = None
+    details: str | None = None
+
+    def to_json(self) -> str:
+        return json.dumps(
+            {"state": self.state.value, "result": self.result, "reason": self.reason, "details": self.details}
+        )
+
+    @classmethod
+    def from_json(cls, text: str) -> Outcome:
+        data = json.loads(text)
+        return cls(TaskState(data["state"]), data.get("result"), data.get("reason"), data.get("details"))
 
 
 def history_to_properties(event: dict[str, Any], execution_id: str) -> dict[str, PropertyValue | None]:

@@ -44,6 +44,9 @@ class TimerQueue:
     def cancel(self, key: TimerKey) -> None:
         self._armed.pop(key, None)
 
+    def keys(self) -> list[TimerKey]:
+        return list(self._armed)
+
     def cancel_instance(self, instance_id: str) -> None:
         for key in [k for k in self._armed if k.instance_id == instance_id]:
             del self._armed[key]

@@ -1,8 +1,8 @@
 """Calling the app's functions with the payloads of the host <-> SDK protocol.
 
-Orchestrator and entity handles are pure, synchronous replays of JSON in to JSON out: call them inline or
-hand them to an executor. Activities and HTTP functions run user code that may block, so they are async
-and put sync functions on a thread pool, as the worker does.
+Orchestrator and entity handles are synchronous replays of JSON in to JSON out: the engine runs them on a
+worker thread (durablehost.functions.workers). Activities and HTTP functions are awaited: sync ones run
+on a worker thread, async ones on the user-code event loop, as the worker runs them.
 
 Failures of user code are results (OrchestratorResult.error, ActivityFailure, entity results with
 isError). Anything else — a payload the SDK refuses, a binding the host cannot supply, an SDK answer that
@@ -11,14 +11,10 @@ is not the documented JSON — raises InvocationError, so host bugs are never mi
 
 from __future__ import annotations
 
-import asyncio
-import contextvars
-import functools
 import json
 import traceback
 import warnings
 from collections.abc import Mapping
-from concurrent.futures import Executor
 from dataclasses import dataclass
 from types import CodeType
 from typing import Any
@@ -39,6 +35,7 @@ from durablehost.functions.index import (
     HttpFunction,
     OrchestratorFunction,
 )
+from durablehost.functions.workers import UserCode
 
 
 def silence_sdk_notices() -> None:
@@ -131,9 +128,10 @@ ActivityOutcome = ActivitySuccess | ActivityFailure
 
 
 async def call_activity(
-    activity: ActivityFunction, input_json: str | None, *, executor: Executor
+    activity: ActivityFunction, input_json: str | None, *, workers: UserCode
 ) -> ActivityOutcome:
-    """Run an activity as the worker does (§4); sync functions go to ``executor``, which the caller owns."""
+    """Run an activity as the worker does (§4): sync functions on a worker thread, async ones on the
+    user-code loop (durablehost.functions.workers)."""
     if activity.unsupported_bindings:
         reason = _unsupported(activity.unsupported_bindings)
         return ActivityFailure(reason=f"Activity function '{activity.name}' failed: {reason}", details="")
@@ -146,12 +144,12 @@ async def call_activity(
         kwargs[CONTEXT_PARAM] = _context(activity.info)
     # A sync function is submitted outside the try: a shut-down executor is the host's problem, not the
     # activity's. An async one is called inside it, where a signature mismatch raises.
-    submitted = None
-    if not activity.is_async:
-        call = functools.partial(contextvars.copy_context().run, activity.function, **kwargs)
-        submitted = asyncio.get_running_loop().run_in_executor(executor, call)
+    submitted = None if activity.is_async else workers.submit_sync(activity.function, **kwargs)
     try:
-        result = await (activity.function(**kwargs) if submitted is None else submitted)
+        if submitted is None:
+            result = await workers.run_async(activity.function(**kwargs))
+        else:
+            result = await submitted
         encoded = ActivityTriggerConverter.encode(result, expected_type=None)
     except Exception as exc:
         return _activity_failure(activity, exc)
@@ -215,9 +213,9 @@ async def call_http_function(
     request: func.HttpRequest,
     client_binding_json: str | None,
     *,
-    executor: Executor | None = None,
+    workers: UserCode,
 ) -> func.HttpResponse:
-    """Call an HTTP-triggered function with keyword arguments (§5.1, §6); ``executor`` None = the loop's."""
+    """Call an HTTP-triggered function with keyword arguments (§5.1, §6), where the worker would run it."""
     if fn.other_bindings:
         raise InvocationError(f"function '{fn.name}': {_unsupported(fn.other_bindings)}")
     kwargs: dict[str, Any] = {fn.request_param: request}
@@ -229,10 +227,9 @@ async def call_http_function(
     if fn.wants_context:
         kwargs[CONTEXT_PARAM] = _context(fn.info)
     if fn.is_async:
-        result = await fn.function(**kwargs)
+        result = await workers.run_async(fn.function(**kwargs))
     else:
-        call = functools.partial(contextvars.copy_context().run, fn.function, **kwargs)
-        result = await asyncio.get_running_loop().run_in_executor(executor, call)
+        result = await workers.run_sync(fn.function, **kwargs)
     if isinstance(result, func.HttpResponse):
         return result
     if isinstance(result, str):

@@ -258,7 +258,7 @@ async def _listen(
         finally:
             for runner in runners:
                 await runner.cleanup()  # closes the listeners, then waits for in-flight requests
-        await _close_sdk_session()
+        await _close_sdk_session(engine)
         await _drain(engine, force)
     finally:
         for sig in signals:
@@ -266,14 +266,14 @@ async def _listen(
     return EXIT_OK
 
 
-async def _close_sdk_session() -> None:
+async def _close_sdk_session(engine: DurableHost) -> None:
     """Close the SDK client's process-wide aiohttp session (its own private helper), else asyncio
-    reports it unclosed at exit."""
+    reports it unclosed at exit. It lives on the loop the app's async functions run on."""
     try:
         from azure.durable_functions.models.utils.http_utils import _close_session
     except ImportError:
         return  # an SDK version without the shared session: nothing to close
-    await _close_session()
+    await engine.user_code.on_user_loop(_close_session)
 
 
 async def _drain(engine: DurableHost, force: asyncio.Event) -> None:

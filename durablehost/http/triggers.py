@@ -69,7 +69,7 @@ async def handle(request: web.Request, settings: ServerSettings, table: TriggerT
     )
     binding = json.dumps(client_binding(settings, origin_of(request))) if fn.client_param else None
     try:
-        response = await call_http_function(fn, http_request, binding)
+        response = await call_http_function(fn, http_request, binding, workers=settings.host.user_code)
     except Exception:
         # The user's function (or the SDK client inside it) failed: say so briefly, log the traceback.
         log.exception("function %r failed on %s %s", fn.name, request.method, request.path)

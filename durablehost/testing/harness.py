@@ -123,7 +123,7 @@ class DurableTestHost:
         own_store = store is None
         the_store = store if store is not None else open_store("memory")
         host = DurableHost(the_store, functions, clock, hub=hub, options=options)
-        await host.start()
+        await host.start(own_all=True)  # one process: it owns every partition from the start
         try:
             yield cls(host, clock, functions)
         finally:

@@ -24,8 +24,7 @@ def options() -> DispatcherOptions:
 async def main(app_dir: str, store_spec: str) -> None:
     store = open_store(store_spec)
     host = DurableHost(store, load_app(Path(app_dir)), WallClock(), hub=HUB, options=options())
-    await host.start(run_dispatcher=False)
-    await host.dispatcher.start(wait_for_lease=False)
+    await host.start()
     print("started", flush=True)
     await asyncio.Event().wait()
 

@@ -2,12 +2,12 @@ from __future__ import annotations
 
 import sys
 from collections.abc import Iterator
-from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
 
 from durablehost.functions import FunctionIndex, load_app
+from durablehost.functions.workers import UserCode
 
 APPS = Path(__file__).parent / "apps"
 
@@ -39,6 +39,8 @@ def basic() -> FunctionIndex:
 
 
 @pytest.fixture
-def executor() -> Iterator[ThreadPoolExecutor]:
-    with ThreadPoolExecutor(max_workers=2, thread_name_prefix="activity") as pool:
-        yield pool
+def workers() -> Iterator[UserCode]:
+    """Where user code runs, as in the engine: worker threads and the user-code event loop."""
+    user = UserCode(orchestrator_threads=2, activity_threads=2)
+    yield user
+    user.shutdown()

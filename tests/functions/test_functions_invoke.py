@@ -4,7 +4,6 @@ import json
 import re
 import textwrap
 import warnings
-from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -22,6 +21,7 @@ from durablehost.functions import (
     call_orchestrator,
     load_app,
 )
+from durablehost.functions.workers import UserCode
 
 T0 = "2024-01-01T00:00:00.000000Z"
 T1 = "2024-01-01T00:00:01.000000Z"
@@ -131,44 +131,42 @@ def test_orchestrator_via_python_name_alias(apps: Any, monkeypatch: pytest.Monke
 # --- activities ---------------------------------------------------------------------------------------
 
 
-async def test_sync_activity(basic: FunctionIndex, executor: ThreadPoolExecutor) -> None:
-    outcome = await call_activity(basic.activity("hello"), '"Tokyo"', executor=executor)
+async def test_sync_activity(basic: FunctionIndex, workers: UserCode) -> None:
+    outcome = await call_activity(basic.activity("hello"), '"Tokyo"', workers=workers)
     assert outcome == ActivitySuccess(result_json='"Hello Tokyo!"')
 
 
-async def test_sync_activity_runs_on_the_executor(basic: FunctionIndex, executor: ThreadPoolExecutor) -> None:
-    outcome = await call_activity(basic.activity("who_am_i"), '"x"', executor=executor)
+async def test_sync_activity_runs_on_the_executor(basic: FunctionIndex, workers: UserCode) -> None:
+    outcome = await call_activity(basic.activity("who_am_i"), '"x"', workers=workers)
     assert isinstance(outcome, ActivitySuccess)
     result = json.loads(outcome.result_json)
     assert result["function"] == "who_am_i"
     assert result["payload"] == "x"
     assert len(result["invocation"]) == 36  # a uuid
-    assert result["thread"].startswith("activity")  # the caller's pool, not the event loop's thread
+    assert result["thread"].startswith("activity")  # a worker thread, not the event loop's thread
 
 
-async def test_async_activity(basic: FunctionIndex, executor: ThreadPoolExecutor) -> None:
-    outcome = await call_activity(basic.activity("async_hello"), '"Oslo"', executor=executor)
+async def test_async_activity(basic: FunctionIndex, workers: UserCode) -> None:
+    outcome = await call_activity(basic.activity("async_hello"), '"Oslo"', workers=workers)
     assert outcome == ActivitySuccess(result_json='"Hi Oslo!"')
 
 
-async def test_activity_by_alias_and_non_json_input(
-    basic: FunctionIndex, executor: ThreadPoolExecutor
-) -> None:
-    outcome = await call_activity(basic.activity("py_activity"), "21", executor=executor)
+async def test_activity_by_alias_and_non_json_input(basic: FunctionIndex, workers: UserCode) -> None:
+    outcome = await call_activity(basic.activity("py_activity"), "21", workers=workers)
     assert outcome == ActivitySuccess(result_json="42")
     # Input that is not JSON is passed through as the raw string, like the worker's converter does.
-    outcome = await call_activity(basic.activity("from_blueprint"), "plain text", executor=executor)
+    outcome = await call_activity(basic.activity("from_blueprint"), "plain text", workers=workers)
     assert outcome == ActivitySuccess(result_json='"blueprint says plain text"')
 
 
-async def test_activity_without_input(basic: FunctionIndex, executor: ThreadPoolExecutor) -> None:
-    outcome = await call_activity(basic.activity("from_blueprint"), None, executor=executor)
+async def test_activity_without_input(basic: FunctionIndex, workers: UserCode) -> None:
+    outcome = await call_activity(basic.activity("from_blueprint"), None, workers=workers)
     assert outcome == ActivitySuccess(result_json='"blueprint says None"')
 
 
-async def test_custom_object_round_trip(basic: FunctionIndex, executor: ThreadPoolExecutor) -> None:
+async def test_custom_object_round_trip(basic: FunctionIndex, workers: UserCode) -> None:
     envelope = json.dumps({"__class__": "Point", "__module__": "geometry", "__data__": {"x": 1, "y": 2}})
-    outcome = await call_activity(basic.activity("move_point"), envelope, executor=executor)
+    outcome = await call_activity(basic.activity("move_point"), envelope, workers=workers)
     assert isinstance(outcome, ActivitySuccess)
     assert json.loads(outcome.result_json) == {
         "__class__": "Point",
@@ -177,16 +175,16 @@ async def test_custom_object_round_trip(basic: FunctionIndex, executor: ThreadPo
     }
 
 
-async def test_raising_activity(basic: FunctionIndex, executor: ThreadPoolExecutor) -> None:
-    outcome = await call_activity(basic.activity("flaky"), '"now"', executor=executor)
+async def test_raising_activity(basic: FunctionIndex, workers: UserCode) -> None:
+    outcome = await call_activity(basic.activity("flaky"), '"now"', workers=workers)
     assert isinstance(outcome, ActivityFailure)
     assert outcome.reason == "Activity function 'flaky' failed: ValueError: boom now"
     assert "Traceback" in outcome.details
     assert 'raise ValueError(f"boom {payload}")' in outcome.details
 
 
-async def test_non_serialisable_result(basic: FunctionIndex, executor: ThreadPoolExecutor) -> None:
-    outcome = await call_activity(basic.activity("returns_object"), '"x"', executor=executor)
+async def test_non_serialisable_result(basic: FunctionIndex, workers: UserCode) -> None:
+    outcome = await call_activity(basic.activity("returns_object"), '"x"', workers=workers)
     assert isinstance(outcome, ActivityFailure)
     assert outcome.reason.startswith(
         "Activity function 'returns_object' failed: ValueError: activity trigger output must be json "
@@ -195,20 +193,18 @@ async def test_non_serialisable_result(basic: FunctionIndex, executor: ThreadPoo
     assert "does not expose a `to_json` function" in outcome.reason
 
 
-async def test_undecodable_input_is_an_activity_failure(
-    basic: FunctionIndex, executor: ThreadPoolExecutor
-) -> None:
+async def test_undecodable_input_is_an_activity_failure(basic: FunctionIndex, workers: UserCode) -> None:
     envelope = json.dumps({"__class__": "Nope", "__module__": "not_loaded_anywhere", "__data__": {}})
-    outcome = await call_activity(basic.activity("hello"), envelope, executor=executor)
+    outcome = await call_activity(basic.activity("hello"), envelope, workers=workers)
     assert isinstance(outcome, ActivityFailure)
     assert "not_loaded_anywhere" in outcome.reason
 
 
 async def test_shut_down_executor_is_a_host_error(basic: FunctionIndex) -> None:
-    pool = ThreadPoolExecutor(max_workers=1)
-    pool.shutdown()
+    user = UserCode(orchestrator_threads=1, activity_threads=1)
+    user.shutdown()
     with pytest.raises(RuntimeError, match="shutdown"):
-        await call_activity(basic.activity("hello"), '"x"', executor=pool)
+        await call_activity(basic.activity("hello"), '"x"', workers=user)
 
 
 # --- entities -----------------------------------------------------------------------------------------
@@ -267,11 +263,13 @@ def http_function(index: FunctionIndex, name: str) -> Any:
     return next(f for f in index.http if f.name == name)
 
 
-async def test_http_function_with_client_binding(basic: FunctionIndex) -> None:
+async def test_http_function_with_client_binding(basic: FunctionIndex, workers: UserCode) -> None:
     request = build_http_request(
         "post", "http://localhost:7071/api/orchestrators/chain", route_params={"name": "chain"}
     )
-    response = await call_http_function(http_function(basic, "http_start"), request, json.dumps(BINDING))
+    response = await call_http_function(
+        http_function(basic, "http_start"), request, json.dumps(BINDING), workers=workers
+    )
     assert response.status_code == 202
     body = json.loads(response.get_body())
     assert body["id"] == "chain-1"
@@ -281,19 +279,19 @@ async def test_http_function_with_client_binding(basic: FunctionIndex) -> None:
     assert response.headers["Location"] == body["statusQueryGetUri"]
 
 
-async def test_http_function_needs_the_binding(basic: FunctionIndex) -> None:
+async def test_http_function_needs_the_binding(basic: FunctionIndex, workers: UserCode) -> None:
     request = build_http_request(
         "POST", "http://localhost/api/orchestrators/chain", route_params={"name": "x"}
     )
     with pytest.raises(InvocationError, match="needs a durable client binding"):
-        await call_http_function(http_function(basic, "http_start"), request, None)
+        await call_http_function(http_function(basic, "http_start"), request, None, workers=workers)
 
 
-async def test_sync_http_function_returning_str(basic: FunctionIndex) -> None:
+async def test_sync_http_function_returning_str(basic: FunctionIndex, workers: UserCode) -> None:
     request = build_http_request("GET", "http://localhost/api/hello?who=ann&who=bob", headers={"X-A": "1"})
     assert request.params["who"] == "ann,bob"
     assert request.headers["x-a"] == "1"
-    response = await call_http_function(http_function(basic, "plain_http"), request, None)
+    response = await call_http_function(http_function(basic, "plain_http"), request, None, workers=workers)
     assert response.status_code == 200
     assert response.mimetype == "text/plain"
     assert response.get_body() == b"hello ann,bob"
@@ -303,7 +301,7 @@ async def test_sync_http_function_returning_str(basic: FunctionIndex) -> None:
 
 
 async def test_sdk_deprecation_notices_are_silenced(
-    basic: FunctionIndex, executor: ThreadPoolExecutor, monkeypatch: pytest.MonkeyPatch
+    basic: FunctionIndex, workers: UserCode, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     from azure.functions import _durable_functions
 
@@ -317,7 +315,7 @@ async def test_sdk_deprecation_notices_are_silenced(
         warnings.simplefilter("always")
         silence_sdk_notices()
         envelope = json.dumps({"__class__": "Point", "__module__": "geometry", "__data__": {"x": 1, "y": 2}})
-        outcome = await call_activity(basic.activity("move_point"), envelope, executor=executor)
+        outcome = await call_activity(basic.activity("move_point"), envelope, workers=workers)
         warnings.warn("other deprecations still show", DeprecationWarning, stacklevel=1)
     assert isinstance(outcome, ActivitySuccess)
     assert [str(w.message) for w in caught] == ["other deprecations still show"]
@@ -328,7 +326,7 @@ async def test_sdk_deprecation_notices_are_silenced(
 # --- bindings durablehost cannot supply ---------------------------------------------------------------
 
 
-async def test_bindings_the_host_cannot_supply(tmp_path: Path, executor: ThreadPoolExecutor) -> None:
+async def test_bindings_the_host_cannot_supply(tmp_path: Path, workers: UserCode) -> None:
     (tmp_path / "function_app.py").write_text(
         textwrap.dedent(
             """
@@ -351,7 +349,7 @@ async def test_bindings_the_host_cannot_supply(tmp_path: Path, executor: ThreadP
         )
     )
     index = load_app(tmp_path)
-    outcome = await call_activity(index.activity("reads_blob"), '"x"', executor=executor)
+    outcome = await call_activity(index.activity("reads_blob"), '"x"', workers=workers)
     assert outcome == ActivityFailure(
         reason="Activity function 'reads_blob' failed: durablehost cannot supply the binding(s) 'blob' "
         "(blob, IN)",
@@ -360,4 +358,4 @@ async def test_bindings_the_host_cannot_supply(tmp_path: Path, executor: ThreadP
     [enqueue] = index.http
     assert [b.name for b in enqueue.other_bindings] == ["msg"]
     with pytest.raises(InvocationError, match=re.escape("cannot supply the binding(s) 'msg' (queue, OUT)")):
-        await call_http_function(enqueue, build_http_request("GET", "http://h/api/q"), None)
+        await call_http_function(enqueue, build_http_request("GET", "http://h/api/q"), None, workers=workers)

@@ -1,0 +1,73 @@
+"""Writes the engine owes: retried with backoff until the store takes them.
+
+An activity's outcome, an episode, a fired timer, an entity message, a wake-up for another process: each
+is work the engine has promised and nobody else will redo while this process lives. A store outage
+(the disk full, a write lock held past the busy timeout, Azure Tables unreachable) must delay such work,
+never strand it. So every owed write goes through :func:`until_stored`, which retries
+``StoreUnavailable`` with capped exponential backoff forever (until cancelled by a stop) and reports the
+outage once: one warning when it starts, one line when the store is back, whatever the number of writes
+waiting on it.
+
+Anything but ``StoreUnavailable`` is not an outage and is raised to the caller: an ETag conflict is the
+caller's to resolve, and a bug must surface, not be retried silently.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import random
+import time
+from collections.abc import Awaitable, Callable
+from typing import TypeVar
+
+from durablehost.errors import StoreUnavailable
+
+log = logging.getLogger("durablehost.store")
+
+_T = TypeVar("_T")
+
+FIRST_DELAY = 0.05
+MAX_DELAY = 1.0  # the store's return is noticed within a second
+
+
+class StoreOutage:
+    """The health of the store as owed writes see it: one warning per outage, one line when it ends."""
+
+    def __init__(self) -> None:
+        self._since: float | None = None
+        self._failures = 0
+
+    @property
+    def down(self) -> bool:
+        return self._since is not None
+
+    def failed(self, what: str, error: BaseException) -> None:
+        self._failures += 1
+        if self._since is None:
+            self._since = time.monotonic()
+            log.warning(
+                "storage is unavailable (%s: %s); owed writes are retried until it is back", what, error
+            )
+
+    def succeeded(self) -> None:
+        if self._since is None:
+            return
+        seconds = time.monotonic() - self._since
+        failures, self._since, self._failures = self._failures, None, 0
+        log.warning("storage is back after %.1f s (%d failed attempts retried)", seconds, failures)
+
+
+async def until_stored(outage: StoreOutage, what: str, write: Callable[[], Awaitable[_T]]) -> _T:
+    """Run ``write`` until it does not raise StoreUnavailable; other errors propagate."""
+    delay = FIRST_DELAY
+    while True:
+        try:
+            result = await write()
+        except StoreUnavailable as error:
+            outage.failed(what, error)
+            await asyncio.sleep(delay * random.uniform(0.8, 1.2))
+            delay = min(delay * 2, MAX_DELAY)
+            continue
+        outage.succeeded()
+        return result
