@@ -11,46 +11,36 @@ lost its lease without knowing cannot commit over a newer episode.
 Within a process, each instance runs at most one episode at a time; all pending completions and
 deliverable events of an instance go into one episode (a fan-in of 1,000 results is a handful of
 episodes, not 1,000 replays). Instance state stays cached between episodes and is trusted only while the
-instance row's ETag matches (durablehost.engine.cache).
+instance row's ETag matches (durablehost.engine.cache). Outcomes of work this process ran are held in
+memory and stored by the partition's next commit (durablehost.engine.outcomes).
 
-Outcomes of work this process ran (activities, timers, local sub-orchestrations) are held in memory and
-written by the next commit of their partition: the next episode's transaction, when the instance can
-run one now (one storage request per step of a sequence), or a flush of outcomes otherwise (group
-commit, for fan-outs). Each is written conditionally on its task row's ETag as scheduled, so of two
-outcomes of one task exactly one enters history. An activity's slot is held until its outcome is stored.
-
-Failures are never only logged: a store outage delays owed writes (durablehost.engine.owed), a conflict
-reloads, an orchestrator that is non-deterministic or returns what the host cannot do fails the instance,
-and a failure of the host's own machinery (or a payload the SDK cannot process) is retried a bounded
-number of times with backoff, then fails the instance with a message saying what broke.
+The dispatcher's parts, each a module of its own: ownership (partition leases), recovery (gaining and
+losing partitions, the sweep), the cache, outcomes, tasks (activities, sub-orchestration starts, entity
+messages), entities (batches), failures (bounded retries of host-side failures), owed (retries through
+store outages). What is left here is the episode loop and the notify path that connects them.
 """
 
 from __future__ import annotations
 
 import asyncio
 import collections
-import contextlib
-import functools
 import json
 import logging
 import time
 import uuid
-from collections.abc import Awaitable, Callable, Iterable
-from dataclasses import dataclass, field, replace
-from datetime import datetime, timedelta
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, replace
+from datetime import timedelta
 from typing import Any
 
 from durablehost.engine.cache import InstanceCache
-from durablehost.engine.clock import Clock, WallClock
+from durablehost.engine.clock import Clock
 from durablehost.engine.control import ControlTable
-from durablehost.engine.entities import Entities, new_event_row_key, split_entity_id
-from durablehost.engine.episode import (
-    InstanceState,
-    NonDeterminismError,
-    UnsupportedAction,
-    run_episode,
-)
+from durablehost.engine.entities import Entities, new_event_row_key
+from durablehost.engine.episode import InstanceState, NonDeterminismError, UnsupportedAction, run_episode
+from durablehost.engine.failures import EpisodeFailures
 from durablehost.engine.history import execution_completed, orchestrator_completed, orchestrator_started
+from durablehost.engine.outcomes import HeldOutcomes
 from durablehost.engine.owed import StoreOutage, until_stored
 from durablehost.engine.ownership import Ownership, OwnershipOptions
 from durablehost.engine.partition import InstanceRepository, OutcomeConflict
@@ -65,6 +55,7 @@ from durablehost.engine.records import (
     TaskRecord,
     TaskState,
 )
+from durablehost.engine.recovery import Recovery
 from durablehost.engine.tasks import TaskRunner
 from durablehost.engine.timers import TimerKey, TimerQueue
 from durablehost.errors import (
@@ -72,6 +63,7 @@ from durablehost.errors import (
     EtagMismatch,
     InvocationError,
     PayloadTooLarge,
+    StoreUnavailable,
     UnknownFunction,
 )
 from durablehost.functions import FunctionIndex
@@ -100,30 +92,12 @@ class DispatcherOptions:
     batching_threshold: float = 0.01
     max_batching_delay: float = 2.0
     cache_size: int = 2048
-    # An episode that fails in the host's own machinery, or whose payload or answer the SDK cannot
-    # process (not an exception of the orchestrator's code), is tried this often, waiting
-    # machinery_backoff, then twice that …, before the instance fails visibly.
+    # An episode failing outside the orchestrator's code is tried this often, waiting machinery_backoff,
+    # then twice that …, before the instance fails visibly (durablehost.engine.failures).
     machinery_attempts: int = 3
     machinery_backoff: float = 1.0
     slow_replay: float = 1.0  # a replay longer than this (seconds) is logged with the instance id
     drain_timeout: float = 30.0  # a graceful hand-over waits at most this long for in-flight work
-
-
-@dataclass
-class _Pending:
-    """A task outcome held in memory until a commit of its partition stores it."""
-
-    execution_id: str
-    task_id: int
-    outcome: Outcome
-    completed_time: datetime
-    source_row: str | None = None  # the inbox message that brought it, deleted when it is stored
-    waiters: list[asyncio.Future[bool]] = field(default_factory=list)
-
-    def resolve(self, recorded: bool) -> None:
-        for waiter in self.waiters:
-            if not waiter.done():
-                waiter.set_result(recorded)
 
 
 class Dispatcher:
@@ -151,6 +125,7 @@ class Dispatcher:
         )
         self.cache = InstanceCache(repo, options.cache_size, pinned=self._pinned)
         self.timers = TimerQueue()
+        self.outcomes = HeldOutcomes(repo, self.cache, self.outage, schedule=self.schedule, spawn=self.spawn)
         self.tasks = TaskRunner(
             self,
             functions,
@@ -164,6 +139,15 @@ class Dispatcher:
         self.entities = Entities(
             repo, functions, self.user, clock, batch_size=options.entity_batch_size, deliver=self.deliver
         )
+        self.failures = EpisodeFailures(
+            attempts=options.machinery_attempts,
+            backoff=options.machinery_backoff,
+            retry=self.schedule,
+            fail=self._fail_by_id,
+            report=self.errors_append,
+            spawn=self.spawn,
+        )
+        self.recovery = Recovery(self, drain_timeout=options.drain_timeout)
         self.ownership: Ownership | None = None
         self._queue: asyncio.Queue[str] = asyncio.Queue()
         self._queued: set[str] = set()
@@ -172,12 +156,6 @@ class Dispatcher:
         self._refresh_after: set[str] = set()
         self._replay_ready_at: dict[str, float] = {}
         self._deferred: set[str] = set()
-        self._pending: dict[str, dict[int, _Pending]] = {}
-        self._claimed: dict[str, dict[int, _Pending]] = {}
-        self._flushing: set[str] = set()
-        self._flush_again: set[str] = set()
-        self._failures: dict[str, int] = {}
-        self._retries: dict[str, asyncio.TimerHandle] = {}
         self._background: set[asyncio.Task[Any]] = set()
         self._loops: list[asyncio.Task[None]] = []
         self._timer_changed = asyncio.Event()
@@ -194,7 +172,7 @@ class Dispatcher:
         self.partition_count = await self.control.partition_count(self.options.partition_count)
         await self.control.ensure_leases(self.partition_count)
         await self.control.migrate_single_owner_layout(self.partition_count, partition_of)
-        self.ownership = Ownership(
+        ownership = self.ownership = Ownership(
             self.control,
             self.member_id,
             OwnershipOptions(
@@ -204,11 +182,11 @@ class Dispatcher:
                 detect_dead_processes=self.options.detect_dead_processes,
             ),
             label=self.options.member_label,
-            on_acquired=self._acquired,
-            on_released=self._released,
-            on_resumed=self._resumed,
+            on_acquired=self.recovery.acquired,
+            on_released=self.recovery.released,
+            on_resumed=self.recovery.resumed,
         )
-        self.ownership.start()
+        ownership.start()
         self._loops += [
             asyncio.create_task(self._episode_worker(), name=f"episodes-{i}")
             for i in range(self.options.max_concurrent_orchestrations)
@@ -216,7 +194,6 @@ class Dispatcher:
         self._loops.append(asyncio.create_task(self._keep_running("timer", self._timer_loop)))
         self._loops.append(asyncio.create_task(self._keep_running("wake", self._wake_loop)))
         if own_all:
-            ownership = self.ownership
             await ownership.wait_for(lambda: len(ownership.owned) == self.partition_count, timeout)
 
     async def stop(self, *, drain: bool = True) -> None:
@@ -225,17 +202,13 @@ class Dispatcher:
         self._stopping = True
         if self.ownership is not None:
             await self.ownership.stop(graceful=drain)
-        for handle in self._retries.values():
-            handle.cancel()
-        self._retries.clear()
+        self.failures.cancel()
         loops = [*self._loops, *self._background]
         for task in loops:
             task.cancel()
         await asyncio.gather(*loops, return_exceptions=True)
         await self.tasks.stop()
-        for pending in (*self._pending.values(), *self._claimed.values()):
-            for item in pending.values():
-                item.resolve(False)
+        self.outcomes.close()
         self.user.shutdown()
 
     @property
@@ -251,87 +224,18 @@ class Dispatcher:
         return not self._stopping and ownership is not None and ownership.holds(self.partition(instance_id))
 
     def _pinned(self, instance_id: str) -> bool:
-        return (
-            instance_id in self._running
-            or instance_id in self._flushing
-            or bool(self._pending.get(instance_id))
-            or bool(self._claimed.get(instance_id))
-        )
+        return instance_id in self._running or self.outcomes.pinned(instance_id)
 
-    # ------------------------------------------------------------------ partitions
-
-    async def _acquired(self, partition: int) -> None:
-        self._spawn(self._recover(partition))
-
-    async def _recover(self, partition: int) -> None:
-        """Resume every unfinished instance of a partition: re-run scheduled activities, re-arm timers,
-        run episodes; finish the bookkeeping of instances that finished before a crash."""
-        ids = await until_stored(
-            self.outage, "listing active instances", lambda: self.control.list_active(partition)
-        )
-        limit = asyncio.Semaphore(16)
-
-        async def recover(instance_id: str) -> None:
-            async with limit:
-                if not self.may_start(instance_id):
-                    return
-                state = await until_stored(
-                    self.outage, "loading an instance", lambda: self.cache.load(instance_id)
-                )
-                if state is None:
-                    # A marker without an instance: its creator crashed between the two writes, or is
-                    # between them right now (the marker goes first). Only an old one is an orphan.
-                    await until_stored(
-                        self.outage,
-                        "removing an orphan marker",
-                        lambda: self.control.remove_orphan_marker(
-                            partition, instance_id, older_than=WallClock().now() - ORPHAN_GRACE
-                        ),
-                    )
-                    return
-                await self.control.publish(state.record)
-                if state.record.status.is_finished:
-                    await self._after_finish(state)
-                    return
-                self._resume_tasks(state)
-                self.schedule(instance_id)
-
-        await asyncio.gather(*(recover(instance_id) for instance_id in ids))
-
-    async def _resumed(self, partition: int) -> None:
-        """The lease lapsed and was renewed: pick up what was left while it was not valid."""
-        for state in self.cache.cached():
-            if self.partition(state.record.instance_id) == partition:
-                self._resume_tasks(state)
-                self.schedule(state.record.instance_id)
-
-    async def _released(self, partition: int, graceful: bool) -> None:
-        """Stop working on a partition: finish and store what is in flight (graceful), then forget it."""
-
-        def mine(instance_id: str) -> bool:
-            return self.partition(instance_id) == partition
-
-        if graceful:
-            with contextlib.suppress(TimeoutError):
-                async with asyncio.timeout(self.options.drain_timeout):
-                    while self._busy_with(mine):  # noqa: ASYNC110 - several kinds of work to watch
-                        await asyncio.sleep(0.01)
-        for instance_id in [i for i in (*self._pending, *self._claimed) if mine(i)]:
-            # Outcomes that could not be stored in time: store them anyway (conditional writes), so the
-            # next owner finds them instead of running the work again.
-            self._spawn(self._store_outcomes_directly(instance_id))
-        for instance_id in self.cache.drop_where(mine):
-            self.timers.cancel_instance(instance_id)
-        for key in [k for k in list(self.timers.keys()) if mine(k.instance_id)]:
-            self.timers.cancel(key)
-
-    def _busy_with(self, mine: Callable[[str], bool]) -> bool:
+    def busy_with(self, mine: Callable[[str], bool]) -> bool:
+        """Is there work in flight for instances that ``mine`` picks (a partition being handed over)?"""
         return (
             any(mine(i) for i in self._running)
-            or any(mine(i) for i in self._flushing)
-            or any(mine(i) for i, p in self._pending.items() if p)
+            or any(mine(i) for i in self.outcomes.instances())
             or bool(self.tasks.inflight_for(mine))
         )
+
+    def errors_append(self, problem: BaseException) -> None:
+        self.errors.append(problem)
 
     # ------------------------------------------------------------------ notify: the one path for writes
 
@@ -364,14 +268,14 @@ class Dispatcher:
             self.outage, "revalidating an instance", lambda: self.cache.revalidate(instance_id)
         )
         if state is None:
-            self._drop_pending(instance_id)
+            self.outcomes.drop(instance_id)
             return
         if reloaded:
             if state.record.status.is_finished:
                 if not was_finished:
-                    await self._after_finish(state)
+                    await self.after_finish(state)
                 return
-            self._resume_tasks(state)
+            self.resume_tasks(state)
         self.schedule(instance_id)
 
     async def deliver(self, target: str, event: EventMessage) -> bool:
@@ -379,14 +283,8 @@ class Dispatcher:
         added = await until_stored(
             self.outage, f"delivering to {target}", lambda: self.repo.add_event(target, event)
         )
-        if added:
-            state = self.cache.get(target) if self.may_start(target) else None
-            if state is not None:
-                if all(e.row_key != event.row_key for e in state.events):
-                    state.events.append(event)
-                self.schedule(target)
-            else:
-                await self.notify(target)
+        if added and not self.add_event(target, event):
+            await self.notify(target)
         return added
 
     def add_event(self, instance_id: str, event: EventMessage) -> bool:
@@ -418,11 +316,9 @@ class Dispatcher:
             or self._running
             or self.tasks.busy
             or self._background
-            or self._flushing
-            or any(self._pending.values())
-            or any(self._claimed.values())
+            or self.outcomes.busy
             or self.control.busy
-            or (include_retries and self._retries)
+            or (include_retries and self.failures.waiting)
         )
         if busy:
             return False
@@ -447,11 +343,8 @@ class Dispatcher:
             quiet = 0
             while quiet < 3:
                 await asyncio.sleep(0 if quiet else 0.001)
-                quiet = (
-                    quiet + 1
-                    if self.is_idle(include_timers=include_timers, include_retries=include_retries)
-                    else 0
-                )
+                idle = self.is_idle(include_timers=include_timers, include_retries=include_retries)
+                quiet = quiet + 1 if idle else 0
                 if raise_errors and self.errors:
                     raise self.errors[0]
 
@@ -466,16 +359,15 @@ class Dispatcher:
                 await self._process(instance_id)
             except asyncio.CancelledError:
                 raise
-            except InvocationError as problem:
-                self._machinery_failure(instance_id, problem, sdk=True)
             except Exception as problem:
-                self._machinery_failure(instance_id, problem, sdk=False)
+                self.cache.drop(instance_id)  # whatever happened, start again from what is stored
+                self.failures.failed(instance_id, problem, sdk=isinstance(problem, InvocationError))
             finally:
                 self._running.discard(instance_id)
-                self._unclaim(instance_id)
+                self.outcomes.unclaim(instance_id)
             if instance_id in self._refresh_after:
                 self._refresh_after.discard(instance_id)
-                self._spawn(self.refresh(instance_id))
+                self.spawn(self.refresh(instance_id))
             if instance_id in self._again:
                 self._again.discard(instance_id)
                 self.schedule(instance_id)
@@ -492,54 +384,21 @@ class Dispatcher:
                 self.errors.append(exc)
                 await asyncio.sleep(1.0)
 
-    # ------------------------------------------------------------------ failures of the host itself
+    def spawn(self, work: Awaitable[object]) -> None:
+        task = asyncio.ensure_future(work)
+        self._background.add(task)
+        task.add_done_callback(self._background_done)
 
-    def _machinery_failure(self, instance_id: str, problem: Exception, *, sdk: bool) -> None:
-        """Retry an episode that failed outside the orchestrator's code a bounded number of times."""
-        attempts = self._failures[instance_id] = self._failures.get(instance_id, 0) + 1
-        error_id = uuid.uuid4().hex[:8]
-        limit = self.options.machinery_attempts
-        what = "the SDK could not process the episode" if sdk else "durablehost failed on the episode"
-        log.error(
-            "instance %s: %s (attempt %d of %d, error id %s)",
-            instance_id,
-            what,
-            attempts,
-            limit,
-            error_id,
-            exc_info=problem,
-        )
-        self.errors.append(problem)
-        self.cache.drop(instance_id)  # whatever happened, start again from what is stored
-        if attempts >= limit:
-            self._failures.pop(instance_id, None)
-            if sdk:
-                # The extension fails the orchestration with the SDK's message (TaskOrchestrationShim
-                # .InvokeUserCodeAndHandleResults: "Orchestrator function '<name>' failed: <message>").
-                message = f"{problem}"
-            else:
-                message = (
-                    f"durablehost failed {attempts} times to run an episode of this instance: "
-                    f"{type(problem).__name__}: {problem} (error id {error_id}; see the host log). Once the "
-                    "cause is fixed, rewind the instance to run it again."
-                )
-            self._spawn(self._fail_by_id(instance_id, message))
+    def _background_done(self, task: asyncio.Task[Any]) -> None:
+        self._background.discard(task)
+        if task.cancelled():
             return
-        delay = self.options.machinery_backoff * 2 ** (attempts - 1)
-
-        def retry() -> None:
-            self._retries.pop(instance_id, None)
-            self.schedule(instance_id)
-
-        old = self._retries.pop(instance_id, None)
-        if old is not None:
-            old.cancel()
-        self._retries[instance_id] = asyncio.get_running_loop().call_later(delay, retry)
-
-    async def _fail_by_id(self, instance_id: str, message: str) -> None:
-        state = await until_stored(self.outage, "loading an instance", lambda: self.cache.load(instance_id))
-        if state is not None and not state.record.status.is_finished:
-            await self._fail_instance(state, message)
+        problem = task.exception()
+        if problem is not None:
+            # Owed writes retry outages themselves, so what arrives here is a bug; the sweep picks the
+            # instance up again, and tests see the error through wait_idle.
+            log.error("background work failed", exc_info=problem)
+            self.errors.append(problem)
 
     # ------------------------------------------------------------------ episodes
 
@@ -548,37 +407,36 @@ class Dispatcher:
             self.outage, "loading an instance", lambda: self.cache.get_or_load(instance_id)
         )
         if state is None:
-            self._drop_pending(instance_id)
+            self.outcomes.drop(instance_id)
             return
         if state.record.is_entity:
             await self._process_entity(state)
             return
-        stale = self._absorb_outcome_messages(state)
-        if not state.runnable:
-            self._flush_soon(instance_id)
-            await self._delete_rows(instance_id, stale)
-            return
-        if not state.has_work() and not self._pending.get(instance_id):
-            await self._delete_rows(instance_id, stale)
-            return
-        wait = self._batching_wait(state)
-        if wait > 0:
-            self._defer(instance_id, wait)  # no worker is held while completions pile up
-            self._flush_soon(instance_id)
-            await self._delete_rows(instance_id, stale)
-            return
-        snapshot = state.snapshot()
-        outcomes = self._claim(instance_id, state, snapshot)
-        if not snapshot.has_work():
-            self._unclaim(instance_id)
-            self._flush_soon(instance_id)
-            await self._delete_rows(instance_id, stale)
-            return
+        stale = self.outcomes.absorb_messages(state)
+        if state.runnable and (state.has_work() or self.outcomes.pending(instance_id)):
+            wait = self._batching_wait(state)
+            if wait > 0:
+                self._defer(instance_id, wait)  # no worker is held while completions pile up
+            else:
+                snapshot = state.snapshot()
+                outcomes = self.outcomes.claim(state, snapshot)
+                if snapshot.has_work():
+                    await self._run_episode(state, snapshot, outcomes, stale)
+                    return
+                self.outcomes.unclaim(instance_id)
+        # No episode now: store what is held without one, and drop stale inbox rows.
+        self.outcomes.flush_soon(instance_id)
+        await self._delete_rows(instance_id, stale)
+
+    async def _run_episode(
+        self, state: InstanceState, snapshot: InstanceState, outcomes: list[TaskRecord], stale: list[str]
+    ) -> None:
+        instance_id = state.record.instance_id
         started = time.perf_counter()
         try:
             result = await self.user.run_orchestrator(run_episode, snapshot, self.functions, self.clock.now())
         except (NonDeterminismError, UnsupportedAction, UnknownFunction, PayloadTooLarge) as problem:
-            self._unclaim(instance_id)
+            self.outcomes.unclaim(instance_id)
             await self._fail_instance(state, str(problem))
             return
         cost = time.perf_counter() - started
@@ -611,12 +469,12 @@ class Dispatcher:
         except (EtagMismatch, OutcomeConflict):
             # Someone else changed the instance (terminate, suspend, another host) or recorded an
             # outcome first. Reload and run again: outcomes held in memory are matched afresh.
-            self._unclaim(instance_id)
+            self.outcomes.unclaim(instance_id)
             await until_stored(self.outage, "reloading an instance", lambda: self.cache.load(instance_id))
             self.schedule(instance_id)
             return
         except PayloadTooLarge as problem:
-            self._unclaim(instance_id)
+            self.outcomes.unclaim(instance_id)
             fresh = await until_stored(
                 self.outage, "reloading an instance", lambda: self.cache.load(instance_id)
             )
@@ -625,9 +483,8 @@ class Dispatcher:
             return
         self.episodes += 1
         self.cache.put(state)  # the committed state is the freshest, whatever was loaded meanwhile
-        self._failures.pop(instance_id, None)
-        for item in self._claimed.pop(instance_id, {}).values():
-            item.resolve(True)
+        self.failures.succeeded(instance_id)
+        self.outcomes.committed(instance_id)
         previous = state.record
         state.record = result.record
         state.history.extend(result.new_history)
@@ -641,16 +498,16 @@ class Dispatcher:
         for task in result.canceled:
             self.timers.cancel(TimerKey(instance_id, task.execution_id, task.task_id))
         if _listing_changed(previous, result.record):
-            self._spawn(self.control.publish(result.record))
+            self.spawn(self.control.publish(result.record))
         if result.finished:
-            await self._after_finish(state)
+            await self.after_finish(state)
             return
         if result.continued:
             await self._continue_as_new(state, result.continue_as_new_input)
             return
         for task in result.new_work:
             self._start_task(instance_id, task)
-        if state.has_work() or self._pending.get(instance_id):
+        if state.has_work() or self.outcomes.pending(instance_id):
             self.schedule(instance_id)
 
     def _batching_wait(self, state: InstanceState) -> float:
@@ -665,9 +522,9 @@ class Dispatcher:
         remaining = 0.0 if ready_at is None else ready_at - asyncio.get_running_loop().time()
         if remaining <= 0:
             return 0.0
-        pending = self._pending.get(state.record.instance_id, {})
+        held = self.outcomes.pending(state.record.instance_id)
         in_flight = any(
-            t.state is TaskState.SCHEDULED and t.kind in _BATCHED_KINDS and t.task_id not in pending
+            t.state is TaskState.SCHEDULED and t.kind in _BATCHED_KINDS and t.task_id not in held
             for t in state.tasks.values()
         )
         return remaining if in_flight else 0.0
@@ -675,7 +532,7 @@ class Dispatcher:
     def _defer(self, instance_id: str, delay: float) -> None:
         if instance_id not in self._deferred:
             self._deferred.add(instance_id)
-            self._spawn(self._run_deferred(instance_id, delay))
+            self.spawn(self._run_deferred(instance_id, delay))
 
     async def _run_deferred(self, instance_id: str, delay: float) -> None:
         try:
@@ -683,6 +540,11 @@ class Dispatcher:
         finally:
             self._deferred.discard(instance_id)
         self.schedule(instance_id)
+
+    async def _fail_by_id(self, instance_id: str, message: str) -> None:
+        state = await until_stored(self.outage, "loading an instance", lambda: self.cache.load(instance_id))
+        if state is not None and not state.record.status.is_finished:
+            await self._fail_instance(state, message)
 
     async def _fail_instance(self, state: InstanceState, message: str) -> None:
         """Fail an instance for a host-side reason (non-determinism, unsupported action, oversize …)."""
@@ -699,16 +561,13 @@ class Dispatcher:
         record.completed_time = now
         record.last_updated_time = now
         record.history_count += len(events)
+        history_start = state.record.history_count
         try:
             await until_stored(
                 self.outage,
                 "failing an instance",
                 lambda: self.repo.commit(
-                    record,
-                    history_start=state.record.history_count,
-                    new_history=events,
-                    upsert_tasks=[],
-                    delete_rows=[],
+                    record, history_start=history_start, new_history=events, upsert_tasks=[], delete_rows=[]
                 ),
             )
         except EtagMismatch:
@@ -720,17 +579,16 @@ class Dispatcher:
         log.error("instance %s failed: %s", record.instance_id, message)
         state.record = record
         state.history.extend(events)
-        self._spawn(self.control.publish(record))
-        await self._after_finish(state)
+        self.spawn(self.control.publish(record))
+        await self.after_finish(state)
 
-    async def _after_finish(self, state: InstanceState) -> None:
+    async def after_finish(self, state: InstanceState) -> None:
         """What a finished instance owes others: its parent's outcome, its marker, its outcomes."""
         record = state.record
         instance_id = record.instance_id
         self._replay_ready_at.pop(instance_id, None)
         self.timers.cancel_instance(instance_id)
-        if self._pending.get(instance_id):
-            self._flush_soon(instance_id)  # its activities' outcomes are stored all the same (rewind)
+        self.outcomes.flush_soon(instance_id)  # its activities' outcomes are stored all the same (rewind)
         if record.parent_instance_id and record.parent_execution_id and record.parent_task_id is not None:
             if record.status is RuntimeStatus.COMPLETED:
                 outcome = Outcome(TaskState.COMPLETED, result=record.output)
@@ -772,11 +630,11 @@ class Dispatcher:
             self.schedule(old.instance_id)
             return
         self.timers.cancel_instance(old.instance_id)
-        self._spawn(self.control.publish(record))
+        self.spawn(self.control.publish(record))
         state.record = record
         state.history = []
         state.tasks = {}
-        self._spawn(self.repo.delete_stale_rows(old.instance_id, record.execution_id))
+        self.spawn(self.repo.delete_stale_rows(old.instance_id, record.execution_id))
         self.schedule(old.instance_id)
 
     async def _delete_rows(self, instance_id: str, rows: list[str]) -> None:
@@ -793,53 +651,38 @@ class Dispatcher:
         """Record a task's outcome once; returns whether it was ours that was recorded.
 
         In a partition this process holds, the outcome is held in memory and stored by the partition's
-        next commit (the module docstring); with ``wait`` the call returns once it is stored. For an
-        instance this process was running but no longer holds (a hand-over), it is written directly
+        next commit (durablehost.engine.outcomes); with ``wait`` the call returns once it is stored. For
+        an instance this process was running but no longer holds (a hand-over), it is written directly
         and the new owner is woken. For another process's instance (a sub-orchestration's parent), it is
         sent as an inbox message, which the owner consumes like a completion.
         """
         if self.may_start(instance_id):
-            state = await until_stored(
-                self.outage, "loading an instance", lambda: self.cache.get_or_load(instance_id)
-            )
-            task = _scheduled(state, execution_id, task_id)
-            if task is None and state is not None:
-                # The cached copy may predate the episode that scheduled the task: look at the store.
-                state = await until_stored(
-                    self.outage, "loading an instance", lambda: self.cache.load(instance_id)
-                )
-                task = _scheduled(state, execution_id, task_id)
-            if state is None or task is None:
+            task = await self.outcomes.task_of(instance_id, execution_id, task_id)
+            if task is None:
                 return False
-            pending = self._pending.setdefault(instance_id, {})
-            if task_id in pending or task_id in self._claimed.get(instance_id, {}):
+            waiter = self.outcomes.hold(instance_id, task, outcome, self.clock.now())
+            if waiter is None:
                 return False
-            item = _Pending(execution_id, task_id, _storable(task, outcome), self.clock.now())
-            waiter: asyncio.Future[bool] = asyncio.get_running_loop().create_future()
-            item.waiters.append(waiter)
-            pending[task_id] = item
+            state = self.cache.get(instance_id)
+            runnable = state is not None and state.runnable
             # An entity message's outcome only records that it was sent: no episode waits for it.
-            flush = task.kind is TaskKind.ENTITY_MESSAGE or not state.runnable
-            if flush or instance_id in self._running or instance_id in self._deferred:
-                self._flush_soon(instance_id)
+            if task.kind is TaskKind.ENTITY_MESSAGE or not runnable or instance_id in self._running:
+                self.outcomes.flush_soon(instance_id)
+            elif instance_id in self._deferred:
+                self.outcomes.flush_soon(instance_id)
             else:
                 self.schedule(instance_id)  # the episode's own transaction stores it
             return await asyncio.shield(waiter) if wait else True
         cached = self.cache.get(instance_id)
-        task = (
-            cached.tasks.get(task_id)
-            if cached is not None and cached.record.execution_id == execution_id
-            else None
-        )
-        if task is not None:
-            if task.state is not TaskState.SCHEDULED:
+        if cached is not None and cached.record.execution_id == execution_id and task_id in cached.tasks:
+            # This process ran the instance until a moment ago: store the outcome against the task row
+            # it knows and wake the new owner.
+            held = self.outcomes.hold(instance_id, cached.tasks[task_id], outcome, self.clock.now())
+            if held is None:
                 return False
-            done = _done(task, _Pending(execution_id, task_id, outcome, self.clock.now()))
-            recorded = await until_stored(
-                self.outage, "storing an outcome", lambda: self.repo.record_outcomes(instance_id, [done])
-            )
+            await self.outcomes.store_directly(instance_id)
             await self.notify(instance_id)
-            return recorded[0]
+            return await held
         message = EventMessage(
             row_key=new_event_row_key(),
             name=f"outcome:{task_id}",
@@ -852,146 +695,6 @@ class Dispatcher:
         await self.deliver(instance_id, message)
         return True
 
-    def _absorb_outcome_messages(self, state: InstanceState) -> list[str]:
-        """Turn outcome messages of the inbox into outcomes held in memory; return the stale ones' rows."""
-        messages = state.outcome_messages()
-        if not messages:
-            return []
-        instance_id = state.record.instance_id
-        pending = self._pending.setdefault(instance_id, {})
-        claimed = self._claimed.get(instance_id, {})
-        stale: list[str] = []
-        for message in messages:
-            task = state.tasks.get(message.task_id) if message.task_id is not None else None
-            fresh = (
-                task is not None
-                and message.execution_id == state.record.execution_id
-                and task.state is TaskState.SCHEDULED
-                and task.task_id not in pending
-                and task.task_id not in claimed
-            )
-            if fresh and task is not None and message.input is not None:
-                pending[task.task_id] = _Pending(
-                    state.record.execution_id,
-                    task.task_id,
-                    Outcome.from_json(message.input),
-                    message.raised_time,
-                    source_row=message.row_key,
-                )
-            else:
-                stale.append(message.row_key)  # a duplicate, or for an earlier execution
-        absorbed = {m.row_key for m in messages}
-        state.events = [e for e in state.events if e.row_key not in absorbed]
-        return stale
-
-    def _claim(self, instance_id: str, state: InstanceState, snapshot: InstanceState) -> list[TaskRecord]:
-        """Move the instance's outcomes held in memory into an episode's snapshot, as completions."""
-        pending = self._pending.pop(instance_id, {})
-        claimed = self._claimed.setdefault(instance_id, {})
-        outcomes: list[TaskRecord] = []
-        for task_id, item in pending.items():
-            task = state.tasks.get(task_id)
-            if (
-                task is None
-                or task.state is not TaskState.SCHEDULED
-                or item.execution_id != state.record.execution_id
-            ):
-                item.resolve(False)  # another outcome was stored first, or it belongs to an old execution
-                continue
-            if task.kind is TaskKind.ENTITY_MESSAGE:
-                self._pending.setdefault(instance_id, {})[task_id] = item  # flushed, never an episode's
-                continue
-            done = _done(task, item)
-            snapshot.tasks[task_id] = done
-            claimed[task_id] = item
-            outcomes.append(done)
-        self._flush_soon(instance_id)  # what is left (entity messages) is stored without the episode
-        return outcomes
-
-    def _unclaim(self, instance_id: str) -> None:
-        """An episode that did not commit gives its claimed outcomes back."""
-        claimed = self._claimed.pop(instance_id, {})
-        if claimed:
-            pending = self._pending.setdefault(instance_id, {})
-            for task_id, item in claimed.items():
-                pending.setdefault(task_id, item)
-
-    def _drop_pending(self, instance_id: str) -> None:
-        for item in self._pending.pop(instance_id, {}).values():
-            item.resolve(False)
-
-    def _flush_soon(self, instance_id: str) -> None:
-        if not self._pending.get(instance_id):
-            return
-        if instance_id in self._flushing:
-            self._flush_again.add(instance_id)
-        else:
-            self._flushing.add(instance_id)
-            self._spawn(self._flush(instance_id))
-
-    async def _flush(self, instance_id: str) -> None:
-        """Store outcomes held in memory without an episode (group commit of task rows)."""
-        try:
-            while True:
-                self._flush_again.discard(instance_id)
-                pending = self._pending.pop(instance_id, {})
-                if not pending:
-                    return
-                state = await until_stored(
-                    self.outage, "loading an instance", lambda: self.cache.get_or_load(instance_id)
-                )
-                writes: list[tuple[_Pending, TaskRecord]] = []
-                for item in pending.values():
-                    task = state.tasks.get(item.task_id) if state is not None else None
-                    if (
-                        state is None
-                        or task is None
-                        or task.state is not TaskState.SCHEDULED
-                        or item.execution_id != state.record.execution_id
-                    ):
-                        item.resolve(False)
-                        continue
-                    writes.append((item, _done(task, item)))
-                if writes:
-                    store = functools.partial(self.repo.record_outcomes, instance_id, [t for _, t in writes])
-                    recorded = await until_stored(self.outage, "storing outcomes", store)
-                    current = self.cache.get(instance_id)
-                    for (item, task), ok in zip(writes, recorded, strict=True):
-                        if ok and current is not None and current.record.execution_id == task.execution_id:
-                            current.tasks[task.task_id] = task
-                        item.resolve(ok)
-                    if not all(recorded):
-                        # Another outcome came first: what we cached of those tasks is stale.
-                        await until_stored(
-                            self.outage, "reloading an instance", lambda: self.cache.load(instance_id)
-                        )
-                if instance_id not in self._flush_again and not self._pending.get(instance_id):
-                    return
-        finally:
-            self._flushing.discard(instance_id)
-            self.schedule(instance_id)  # stored completions wait for the next episode
-
-    async def _store_outcomes_directly(self, instance_id: str) -> None:
-        """After a partition was handed over: store held outcomes anyway and wake the new owner."""
-        items = [*self._pending.pop(instance_id, {}).values(), *self._claimed.pop(instance_id, {}).values()]
-        state = self.cache.get(instance_id)
-        writes = []
-        for item in items:
-            task = state.tasks.get(item.task_id) if state is not None else None
-            if task is None or task.state is not TaskState.SCHEDULED:
-                item.resolve(False)
-            else:
-                writes.append((item, _done(task, item)))
-        if writes:
-            recorded = await until_stored(
-                self.outage,
-                "storing outcomes",
-                lambda: self.repo.record_outcomes(instance_id, [task for _, task in writes]),
-            )
-            for (item, _), ok in zip(writes, recorded, strict=True):
-                item.resolve(ok)
-            await self.notify(instance_id)
-
     # ------------------------------------------------------------------ creating instances
 
     async def create_instance(
@@ -1003,15 +706,13 @@ class Dispatcher:
         finished, or one that ``keep`` says to leave alone.
         """
         instance_id = record.instance_id
-        partition = self.partition(instance_id)
         # Active marker first: a crash after it leaves a marker the next recovery removes; a crash after
         # the insert leaves an instance the next recovery runs. Neither loses an acknowledged start.
-        await self.control.mark_active(partition, instance_id)
+        await self.control.mark_active(self.partition(instance_id), instance_id)
         replaced = False
         try:
             await self.repo.insert_instance(record)
         except EntityAlreadyExists:
-            replaced = True
             existing = await self.repo.get_record(instance_id)
             if existing is None:
                 # Deleted between the insert and the read (a purge): report it as still in the way.
@@ -1023,8 +724,9 @@ class Dispatcher:
             except EtagMismatch:
                 return existing
             await self.repo.clear_idempotency_keys(instance_id)
+            replaced = True
         if self.may_start(instance_id):
-            self._drop_pending(instance_id)
+            self.outcomes.drop(instance_id)
             if replaced:
                 self.cache.drop(instance_id)  # the old execution's rows are still there: load it afresh
             elif instance_id not in self.cache:  # a recovery may have loaded (and run) it already
@@ -1080,9 +782,10 @@ class Dispatcher:
 
     # ------------------------------------------------------------------ tasks and timers
 
-    def _resume_tasks(self, state: InstanceState) -> None:
+    def resume_tasks(self, state: InstanceState) -> None:
+        """Start every scheduled task of a (re)loaded instance that is not running or held already."""
         instance_id = state.record.instance_id
-        held = self._pending.get(instance_id, {})
+        held = self.outcomes.pending(instance_id)
         for task in state.tasks.values():
             if task.state is TaskState.SCHEDULED and task.task_id not in held:
                 self._start_task(instance_id, task)
@@ -1117,14 +820,9 @@ class Dispatcher:
         due = self.timers.pop_due(self.clock.now())
         for key, _fire_at in due:
             if self.may_start(key.instance_id):
-                self._spawn(
-                    self.record_outcome(
-                        key.instance_id,
-                        key.execution_id,
-                        key.task_id,
-                        Outcome(TaskState.COMPLETED),
-                        wait=False,
-                    )
+                fired = Outcome(TaskState.COMPLETED)
+                self.spawn(
+                    self.record_outcome(key.instance_id, key.execution_id, key.task_id, fired, wait=False)
                 )
         return len(due)
 
@@ -1133,95 +831,27 @@ class Dispatcher:
         sweep_at = loop.time() + self.options.sweep_interval
         while True:
             await asyncio.sleep(self.options.wake_poll_interval)
-            held = [
-                p for p in self.owned_partitions if self.ownership is not None and self.ownership.holds(p)
-            ]
+            ownership = self.ownership
+            held = [p for p in self.owned_partitions if ownership is not None and ownership.holds(p)]
             if not held:
                 continue
             try:
                 woken = await self.control.take_wakes(held)
-            except Exception as problem:  # the store may be down: the next poll tries again
+            except StoreUnavailable as problem:  # the next poll tries again
                 self.outage.failed("reading wake-ups", problem)
                 continue
-            for chunk in _chunks(woken, 32):
-                await asyncio.gather(*(self.refresh(instance_id) for instance_id in chunk))
+            self.outage.succeeded()
+            for start in range(0, len(woken), 32):
+                await asyncio.gather(
+                    *(self.refresh(instance_id) for instance_id in woken[start : start + 32])
+                )
             if loop.time() >= sweep_at:
                 sweep_at = loop.time() + self.options.sweep_interval
-                await self._sweep(held)
+                await self.recovery.sweep(held)
 
-    async def _sweep(self, partitions: Iterable[int]) -> None:
-        """Catch what a lost wake-up or an earlier failure left: instances that are not cached, and cached
-        ones with work that is neither queued nor running."""
-        for partition in partitions:
-            for instance_id in await self.control.list_active(partition):
-                if instance_id not in self.cache:
-                    await self.refresh(instance_id)
-        for state in self.cache.cached():
-            instance_id = state.record.instance_id
-            if not self.may_start(instance_id) or state.record.status.is_finished:
-                continue
-            self._resume_tasks(state)
-            if state.has_work() or self._pending.get(instance_id):
-                self.schedule(instance_id)
-
-    def _spawn(self, work: Awaitable[object]) -> None:
-        task = asyncio.ensure_future(work)
-        self._background.add(task)
-        task.add_done_callback(self._background_done)
-
-    def _background_done(self, task: asyncio.Task[Any]) -> None:
-        self._background.discard(task)
-        if task.cancelled():
-            return
-        problem = task.exception()
-        if problem is not None:
-            # Owed writes retry outages themselves, so what arrives here is a bug; the sweep picks the
-            # instance up again, and tests see the error through wait_idle.
-            log.error("background work failed", exc_info=problem)
-            self.errors.append(problem)
-
-
-# How long a creator may take between writing an instance's active marker and its instance row.
-ORPHAN_GRACE = timedelta(minutes=5)
 
 # Work whose completions an episode can usefully wait for (timers and events are not waited for).
 _BATCHED_KINDS = (TaskKind.ACTIVITY, TaskKind.HTTP, TaskKind.SUB_ORCHESTRATION)
-
-
-def _done(task: TaskRecord, item: _Pending) -> TaskRecord:
-    """The task row with its outcome, to be written conditionally on the row's ETag as scheduled."""
-    return replace(
-        task,
-        state=item.outcome.state,
-        result=item.outcome.result,
-        reason=item.outcome.reason,
-        details=item.outcome.details,
-        completed_time=item.completed_time,
-        stored=False,
-        source_row=item.source_row,
-    )
-
-
-def _storable(task: TaskRecord, outcome: Outcome) -> Outcome:
-    """The outcome itself, or a failure saying why it cannot be stored (a result over the limits)."""
-    try:
-        _done(task, _Pending(task.execution_id, task.task_id, outcome, task.scheduled_time)).to_properties()
-    except PayloadTooLarge as problem:
-        return Outcome(TaskState.FAILED, reason=str(problem))
-    return outcome
-
-
-def _scheduled(state: InstanceState | None, execution_id: str, task_id: int) -> TaskRecord | None:
-    """The task if it is still waiting for an outcome in this execution."""
-    if state is None or state.record.execution_id != execution_id:
-        return None
-    task = state.tasks.get(task_id)
-    return task if task is not None and task.state is TaskState.SCHEDULED else None
-
-
-def _chunks(items: list[str], size: int) -> Iterable[list[str]]:
-    for start in range(0, len(items), size):
-        yield items[start : start + size]
 
 
 def _listing_changed(before: InstanceRecord, after: InstanceRecord) -> bool:
@@ -1233,4 +863,4 @@ def _listing_changed(before: InstanceRecord, after: InstanceRecord) -> bool:
     )
 
 
-__all__ = ["Dispatcher", "DispatcherOptions", "split_entity_id"]
+__all__ = ["Dispatcher", "DispatcherOptions"]
