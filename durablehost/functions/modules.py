@@ -40,18 +40,25 @@ def top_level_names(app_dir: Path) -> set[str]:
 def evict_stale_modules(app_dir: Path, extra_names: set[str]) -> None:
     """Drop the modules an earlier load imported, or that come from elsewhere, under the app's names."""
     tops = (top_level_names(app_dir) | extra_names) - NEVER_EVICT
-    for name, module in list(sys.modules.items()):
-        if name.partition(".")[0] not in tops:
-            continue
-        if name in _imported_by_loads or not _is_under(module, app_dir):
-            del sys.modules[name]
-            _imported_by_loads.discard(name)
+    # Decide first, delete after: a nested namespace package computes its __path__ from its parent's,
+    # which must still be in sys.modules while it is looked at.
+    stale = [
+        name
+        for name, module in list(sys.modules.items())
+        if name.partition(".")[0] in tops and (name in _imported_by_loads or not _is_under(module, app_dir))
+    ]
+    for name in stale:
+        del sys.modules[name]
+        _imported_by_loads.discard(name)
 
 
 def _is_under(module: ModuleType, folder: Path) -> bool:
     file = getattr(module, "__file__", None)
-    # Namespace packages have no __file__, only __path__.
-    locations = [file] if file else list(getattr(module, "__path__", []))
+    try:
+        # Namespace packages have no __file__, only __path__ (which fails once its parent is gone).
+        locations = [file] if file else list(getattr(module, "__path__", []))
+    except KeyError:
+        return False
     return any(Path(location).resolve().is_relative_to(folder) for location in locations)
 
 
