@@ -9,6 +9,7 @@ from types import ModuleType
 import pytest
 
 from durablehost.functions import FunctionIndex, load_app
+from tests.engine.conftest import engine_store  # noqa: F401 - the SQLite and Azurite stores, for the harness
 
 APPS = Path(__file__).parent / "apps"
 

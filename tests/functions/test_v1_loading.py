@@ -198,9 +198,7 @@ def test_a_route_defaults_to_the_function_name(tmp_path: Path) -> None:
     )
 
 
-def test_timer_and_queue_folders_load_into_the_shape_the_decorators_give(
-    v1: FunctionIndex, tmp_path: Path
-) -> None:
+def test_timer_and_queue_folders_load_into_the_shape_the_decorators_give(apps: Path, tmp_path: Path) -> None:
     """Another runner serves these from FunctionInfo alone, in either model."""
     (tmp_path / "function_app.py").write_text(
         textwrap.dedent(
@@ -228,7 +226,7 @@ def test_timer_and_queue_folders_load_into_the_shape_the_decorators_give(
         )
     )
     v2 = {f.name: f for f in load_app(tmp_path).functions}
-    v1_functions = {f.name: f for f in v1.functions}
+    v1_functions = {f.name: f for f in load_app(apps / "v1_triggers").functions}
     for name, trigger in (("Tick", "timerTrigger"), ("Inbox", "queueTrigger")):
         old, new = v1_functions[name], v2[name]
         assert (

@@ -4,4 +4,4 @@ import azure.functions as func
 
 async def main(msg: func.QueueMessage, starter: str) -> None:
     client = df.DurableOrchestrationClient(starter)
-    await client.start_new("HelloSequence", client_input=[msg.get_body().decode()])
+    await client.start_new("Received", client_input=msg.get_body().decode())

@@ -4,4 +4,4 @@ import azure.functions as func
 
 async def main(mytimer: func.TimerRequest, starter: str) -> None:
     client = df.DurableOrchestrationClient(starter)
-    await client.start_new("HelloSequence", client_input=["timer"])
+    await client.start_new("Ticked")
