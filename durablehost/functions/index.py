@@ -299,11 +299,11 @@ def _activity(info: FunctionInfo, trigger_level: Any) -> ActivityFunction:
 def _http(info: FunctionInfo) -> HttpFunction:
     client = next((b for b in info.bindings if b.type in CLIENT_BINDINGS and b.direction == "IN"), None)
     outputs = [b for b in info.bindings if b.type == HTTP_OUTPUT and b.direction == "OUT"]
+    returned = next((b for b in outputs if b.name == RETURN_BINDING), None)
     named_output = next((b for b in outputs if b.name != RETURN_BINDING), None)
+    supplied = (client, returned, named_output)
     others = tuple(
-        b
-        for b in info.bindings
-        if b.name not in (info.trigger_param, RETURN_BINDING) and b is not client and b is not named_output
+        b for b in info.bindings if b.name != info.trigger_param and all(b is not s for s in supplied)
     )
     wants_context = _wants_context(info)
     _check_parameters(info, {b.name for b in info.bindings}, wants_context)
@@ -324,7 +324,7 @@ def _http(info: FunctionInfo) -> HttpFunction:
         wants_context=wants_context,
         other_bindings=others,
         output_param=named_output.name if named_output is not None else None,
-        returns_response=any(b.name == RETURN_BINDING for b in outputs),
+        returns_response=returned is not None,
     )
 
 

@@ -28,7 +28,7 @@ import azure.functions as func
 
 from durablehost.errors import AppLoadError
 from durablehost.functions.disabled import disabling_setting
-from durablehost.functions.folders import load_function_folders
+from durablehost.functions.folders import APP_PACKAGE, load_function_folders
 from durablehost.functions.function_json import FUNCTION_JSON, function_folders
 from durablehost.functions.index import BindingInfo, FunctionIndex, FunctionInfo, build_index
 from durablehost.functions.modules import (
@@ -76,7 +76,7 @@ def load_app(app_dir: Path, script_file: str | None = None) -> FunctionIndex:
 def _load_entry_script(app_dir: Path, script: Path) -> FunctionIndex:
     module_name = script.stem
     _check_module_name(module_name, app_dir, script)
-    evict_stale_modules(app_dir, {module_name})
+    evict_stale_modules(app_dir, {module_name, APP_PACKAGE})  # APP_PACKAGE: a function.json app's
     put_first_on_path(app_dir)
     module = _execute(module_name, script, app_dir)
     app = _find_app(module, script)
