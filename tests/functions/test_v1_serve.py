@@ -11,11 +11,11 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from playwright.sync_api import Page, expect
+from playwright.sync_api import expect, sync_playwright
 
 from tests.functions.conftest import APPS
 from tests.http.hosting import MGMT, HostProcess, request, run_cli, start_host, wait_status
-from tests.viewer.conftest import browser, page  # noqa: F401 - the viewer tests' chromium fixtures
+from tests.viewer.conftest import CHROMIUM, CHROMIUM_ARGS, start, wait_for
 
 APP = APPS / "v1_durable"
 
@@ -136,24 +136,20 @@ def _copy(source: Path, target: Path) -> None:
             (target / item.name).write_bytes(item.read_bytes())
 
 
-def test_the_history_viewer_shows_a_function_json_instance(page: Page, url: str) -> None:  # noqa: F811
-    status, answer = _post(f"{url}{MGMT}/orchestrators/HelloSequence/viewer-1", ["Nice", "Lyon"])
-    assert status == 202, answer
-    page.goto(f"{url}/_durablehost/#/instance/viewer-1")
-    expect(page.locator("h1 .badge")).to_have_text("Completed")
-    expect(page.locator(".tl-row[data-kind=activity][data-name=sayhello] .tl-seg")).to_have_count(2)
-    expect(page.locator("section:has(h2:text-is('Output'))")).to_contain_text("Hello Lyon!")
-
-
-def _post(target: str, body: Any) -> tuple[int, Any]:
-    import urllib.request
-
-    data = json.dumps(body).encode()
-    req = urllib.request.Request(
-        target, data=data, method="POST", headers={"Content-Type": "application/json"}
-    )
-    with urllib.request.urlopen(req, timeout=10) as response:
-        return response.status, json.loads(response.read())
+def test_the_history_viewer_shows_a_function_json_instance(url: str) -> None:
+    start(url, "HelloSequence", "viewer-1", ["Nice", "Lyon"])
+    wait_for(url, "viewer-1", {"Completed"})
+    # A browser of this test's own: the viewer tests' session-wide one would keep Playwright's event
+    # loop running under every later test of the session.
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        page = browser.new_page()
+        page.set_default_timeout(10_000)
+        page.goto(f"{url}/_durablehost/#/instance/viewer-1")
+        expect(page.locator("h1 .badge")).to_have_text("Completed")
+        expect(page.locator(".tl-row[data-kind=activity][data-name=sayhello] .tl-seg")).to_have_count(2)
+        expect(page.locator("section:has(h2:text-is('Output'))")).to_contain_text("Hello Lyon!")
+        browser.close()
 
 
 def test_an_app_with_both_models_serves_the_script_and_says_so(tmp_path: Path) -> None:
