@@ -26,6 +26,7 @@ from azure.functions.durable_functions import ActivityTriggerConverter
 
 from durablehost.errors import InvocationError
 from durablehost.functions.context import InvocationContext
+from durablehost.functions.disabled import disabled_message
 from durablehost.functions.index import (
     CONTEXT_PARAM,
     ActivityFunction,
@@ -72,6 +73,10 @@ class OrchestratorResult:
 
 def call_orchestrator(orchestrator: OrchestratorFunction, payload_json: str) -> OrchestratorResult:
     """Run one episode: the trigger payload (§1.2) in, the orchestrator's state or its failure out."""
+    if orchestrator.info.disabled_by is not None:
+        # The extension fails the orchestration, having run nothing (durablehost.functions.disabled).
+        message = disabled_message("orchestrator", orchestrator.name, orchestrator.info.disabled_by)
+        return OrchestratorResult(state={"isDone": False, "actions": [], "error": message}, error=message)
     try:
         # Positionally: the handle's parameter is `context` whatever the binding is called (§1.1).
         state_json = orchestrator.handle(payload_json)
@@ -132,6 +137,9 @@ async def call_activity(
 ) -> ActivityOutcome:
     """Run an activity as the worker does (§4): sync functions on a worker thread, async ones on the
     user-code loop (durablehost.functions.workers)."""
+    if activity.info.disabled_by is not None:
+        reason = disabled_message("activity", activity.name, activity.info.disabled_by)
+        return ActivityFailure(reason=reason, details="")
     if activity.unsupported_bindings:
         reason = _unsupported(activity.unsupported_bindings)
         return ActivityFailure(reason=f"Activity function '{activity.name}' failed: {reason}", details="")
@@ -176,6 +184,9 @@ def _activity_failure(activity: ActivityFunction, exc: Exception) -> ActivityFai
 
 def call_entity(entity: EntityFunction, batch_request_json: str) -> dict[str, Any]:
     """Run one entity batch (§7); user exceptions are per-operation results inside the output."""
+    if entity.info.disabled_by is not None:
+        # The engine fails every operation of the batch with this message and keeps the state.
+        raise InvocationError(disabled_message("entity", entity.name, entity.info.disabled_by))
     try:
         output = entity.handle(batch_request_json)
     except Exception as exc:
@@ -222,18 +233,36 @@ async def call_http_function(
     if fn.client_param is not None:
         if client_binding_json is None:
             raise InvocationError(f"function '{fn.name}' needs a durable client binding JSON, none was given")
-        # The SDK's middleware wants the binding as a JSON string and builds the client from it (§5.1).
+        # v2: the SDK's middleware builds the client from this JSON string (§5.1); v1: the function
+        # gets the string and builds df.DurableOrchestrationClient(starter) itself.
         kwargs[fn.client_param] = client_binding_json
+    output = OutputBinding()
+    if fn.output_param is not None:
+        kwargs[fn.output_param] = output
     if fn.wants_context:
         kwargs[CONTEXT_PARAM] = _context(fn.info)
     if fn.is_async:
         result = await workers.run_async(fn.function(**kwargs))
     else:
         result = await workers.run_sync(fn.function, **kwargs)
+    if result is not None and not fn.returns_response:
+        # The worker's own check: with no $return binding a return value has nowhere to go.
+        raise InvocationError(
+            f"function '{fn.name}' without a $return binding returned a non-None value "
+            f"({type(result).__name__}); set the response on its http output binding instead"
+        )
+    return _http_response(fn, output.get() if result is None else result)
+
+
+def _http_response(fn: HttpFunction, result: Any) -> func.HttpResponse:
+    if result is None:
+        # No response at all: the Functions host answers 200 with an empty body
+        # (FunctionInvocationMiddleware falls back to OkResult).
+        return func.HttpResponse(status_code=200)
     if isinstance(result, func.HttpResponse):
         return result
     if isinstance(result, str):
-        # With the `$return` http output a plain string is a 200 text response (§6).
+        # A string on the http output is a 200 text response (§6).
         return func.HttpResponse(result, status_code=200, mimetype="text/plain", charset="utf-8")
     raise InvocationError(
         f"function '{fn.name}' returned {type(result).__name__}; an HTTP function must return "
@@ -241,11 +270,24 @@ async def call_http_function(
     )
 
 
+class OutputBinding(func.Out[Any]):
+    """The ``func.Out`` the worker hands a named output binding: ``.set()`` records the value."""
+
+    def __init__(self) -> None:
+        self._value: Any = None
+
+    def set(self, val: Any) -> None:
+        self._value = val
+
+    def get(self) -> Any:
+        return self._value
+
+
 # --- shared -------------------------------------------------------------------------------------------
 
 
 def _context(info: FunctionInfo) -> InvocationContext:
-    return InvocationContext(info.name, str(info.app_dir))
+    return InvocationContext(info.name, str(info.function_directory))
 
 
 def _unsupported(bindings: tuple[BindingInfo, ...]) -> str:

@@ -1,46 +1,48 @@
-"""Import a Functions app the way the Python worker does, and index it.
+"""Import a Functions app the way the Functions host and the Python worker do, and index it.
 
-The entry script (``script_file``, else ``$PYTHON_SCRIPT_FILE_NAME``, else ``function_app.py``) is run from
-the app folder with that folder at the front of ``sys.path``, under the module name the worker uses: the
-file's stem (``function_app``, ``main`` …). Keeping the worker's name keeps ``__module__`` of classes
-defined in the entry script identical, which custom-object envelopes carry (protocol Appendix A). It
-cannot collide with an app package such as ``function_app/`` next to ``main.py``; the one ambiguous case,
-``function_app.py`` next to a ``function_app/`` package, is refused.
+Two programming models, chosen as the host chooses (fidelity notes §1.5): if the entry script
+(``script_file``, else ``$PYTHON_SCRIPT_FILE_NAME``, else ``function_app.py``) exists, the worker indexes
+it (Python v2, decorators) and **every function.json folder is ignored**; otherwise the host reads the
+function.json folders (Python v1, :mod:`durablehost.functions.folders`). The two are never merged.
 
-sys.modules hygiene. Every load executes the entry script afresh: its module is replaced, and so is every
-module under one of the app folder's top-level names that an earlier ``load_app`` imported or that comes
-from another folder. So loading the same app twice gives a new app object (``get_functions()`` is
-single-shot, protocol §3 surprise 6), and ``from function_app import app`` in ``main.py`` finds this app's
-package, not a stale one. The host's own package, ``azure`` and the standard library are never evicted.
-
-Limits of loading two apps with same-named modules in one process (tests do): the later load evicts the
-earlier app's modules from sys.modules. The earlier index keeps working for code that already holds its
-objects, but anything resolved by module name afterwards sees the newer app: lazy imports inside function
-bodies, and ``df_loads`` of custom-object envelopes (it looks the class up in ``sys.modules``). Serve one
-app per process; load apps one after another in tests.
+The v2 entry script is run from the app folder with that folder at the front of ``sys.path``, under the
+module name the worker uses: the file's stem (``function_app``, ``main`` …). Keeping the worker's name
+keeps ``__module__`` of classes defined in the entry script identical, which custom-object envelopes
+carry (protocol Appendix A). It cannot collide with an app package such as ``function_app/`` next to
+``main.py``; the one ambiguous case, ``function_app.py`` next to a ``function_app/`` package, is refused.
+Module hygiene between loads: :mod:`durablehost.functions.modules`.
 """
 
 from __future__ import annotations
 
 import importlib.util
+import json
+import logging
 import os
 import sys
-import traceback
 from pathlib import Path
 from types import ModuleType
+from typing import Any
 
 import azure.functions as func
 
 from durablehost.errors import AppLoadError
-from durablehost.functions.index import FunctionIndex, build_index
+from durablehost.functions.disabled import disabling_setting
+from durablehost.functions.folders import APP_PACKAGE, load_function_folders
+from durablehost.functions.function_json import FUNCTION_JSON, function_folders
+from durablehost.functions.index import BindingInfo, FunctionIndex, FunctionInfo, build_index
+from durablehost.functions.modules import (
+    NEVER_EVICT,
+    ImportTracker,
+    evict_stale_modules,
+    failing_line,
+    put_first_on_path,
+)
+
+log = logging.getLogger("durablehost")
 
 DEFAULT_SCRIPT_FILE = "function_app.py"
 SCRIPT_FILE_SETTING = "PYTHON_SCRIPT_FILE_NAME"
-
-_NEVER_EVICT = frozenset({"durablehost", "azure", "__main__"}) | sys.stdlib_module_names
-
-# Names of the modules that earlier load_app calls brought into sys.modules.
-_imported_by_loads: set[str] = set()
 
 
 def load_app(app_dir: Path, script_file: str | None = None) -> FunctionIndex:
@@ -50,15 +52,32 @@ def load_app(app_dir: Path, script_file: str | None = None) -> FunctionIndex:
     app_dir = app_dir.resolve()
     script_name = script_file or os.environ.get(SCRIPT_FILE_SETTING) or DEFAULT_SCRIPT_FILE
     script = app_dir / script_name
-    if not script.is_file():
-        raise AppLoadError(
-            f"the entry script {script} does not exist; choose the script with the app setting "
-            f"{SCRIPT_FILE_SETTING} (default {DEFAULT_SCRIPT_FILE})"
-        )
+    folders = function_folders(app_dir)
+    if script.is_file():
+        if folders:
+            log.warning(
+                "%s: the entry script %s exists, so its functions are served and the function.json folders "
+                "(%s) are ignored, as the Functions host does; remove one of the two",
+                app_dir,
+                script.name,
+                ", ".join(folder.name for folder in folders),
+            )
+        return _load_entry_script(app_dir, script)
+    if folders:
+        return load_function_folders(app_dir, folders)
+    raise AppLoadError(
+        f"{app_dir} holds no Functions app. An app is found in one of two ways: the entry script {script} "
+        f"(Python v2, decorators; another script is chosen with the app setting {SCRIPT_FILE_SETTING}), "
+        f"or sub-folders holding a {FUNCTION_JSON} each (Python v1, one folder per function); neither "
+        "exists. Check --app-dir."
+    )
+
+
+def _load_entry_script(app_dir: Path, script: Path) -> FunctionIndex:
     module_name = script.stem
     _check_module_name(module_name, app_dir, script)
-    _evict_stale_modules(app_dir, module_name)
-    _put_first_on_path(app_dir)
+    evict_stale_modules(app_dir, {module_name, APP_PACKAGE})  # APP_PACKAGE: a function.json app's
+    put_first_on_path(app_dir)
     module = _execute(module_name, script, app_dir)
     app = _find_app(module, script)
     try:
@@ -66,11 +85,40 @@ def load_app(app_dir: Path, script_file: str | None = None) -> FunctionIndex:
         functions = app.get_functions()
     except Exception as exc:
         raise AppLoadError(f"{script}: indexing the app failed: {type(exc).__name__}: {exc}") from exc
-    return build_index(functions, app_dir, script)
+    return build_index((_function_info(f, app_dir, script) for f in functions), app_dir, script)
+
+
+def _function_info(function: Any, app_dir: Path, script: Path) -> FunctionInfo:
+    """A FunctionInfo from one of the SDK's ``Function`` objects (protocol §6)."""
+    trigger = function.get_trigger()
+    # get_raw_bindings() is the function.json text with enums stringified; get_bindings_dict() keeps the
+    # enums and is not JSON-safe (protocol §6).
+    bindings = tuple(_binding(json_text) for json_text in function.get_raw_bindings())
+    name = str(function.get_function_name())
+    return FunctionInfo(
+        name=name,
+        # Function._name is the attribute the SDK's _get_function_name emits for call_activity(<builder>)
+        # and call_sub_orchestrator(<builder>) (protocol §3 surprise 7), so it is the alias that matters.
+        python_name=str(function._name),
+        trigger_type=str(trigger.type),
+        trigger_param=str(trigger.name),
+        bindings=bindings,
+        handler=function.get_user_function(),
+        app_dir=app_dir,
+        disabled_by=disabling_setting(name, os.environ),
+        declared_in=script,
+    )
+
+
+def _binding(json_text: str) -> BindingInfo:
+    raw = json.loads(json_text)
+    return BindingInfo(
+        name=str(raw["name"]), type=str(raw["type"]), direction=str(raw["direction"]), settings=raw
+    )
 
 
 def _check_module_name(module_name: str, app_dir: Path, script: Path) -> None:
-    if module_name in _NEVER_EVICT:
+    if module_name in NEVER_EVICT:
         raise AppLoadError(
             f"{script}: the entry script's module name {module_name!r} is taken by Python or the host; "
             "rename the script"
@@ -83,66 +131,21 @@ def _check_module_name(module_name: str, app_dir: Path, script: Path) -> None:
         )
 
 
-def _top_level_names(app_dir: Path) -> set[str]:
-    names = set()
-    for entry in app_dir.iterdir():
-        if entry.suffix == ".py" and entry.is_file():
-            names.add(entry.stem)
-        elif entry.is_dir() and entry.name.isidentifier():
-            names.add(entry.name)  # regular or namespace package
-    return names
-
-
-def _evict_stale_modules(app_dir: Path, entry_module: str) -> None:
-    tops = (_top_level_names(app_dir) | {entry_module}) - _NEVER_EVICT
-    for name, module in list(sys.modules.items()):
-        if name.partition(".")[0] not in tops:
-            continue
-        if name in _imported_by_loads or not _is_under(module, app_dir):
-            del sys.modules[name]
-            _imported_by_loads.discard(name)
-
-
-def _is_under(module: ModuleType, folder: Path) -> bool:
-    file = getattr(module, "__file__", None)
-    # Namespace packages have no __file__, only __path__.
-    locations = [file] if file else list(getattr(module, "__path__", []))
-    return any(Path(location).resolve().is_relative_to(folder) for location in locations)
-
-
-def _put_first_on_path(app_dir: Path) -> None:
-    entry = str(app_dir)
-    while entry in sys.path:
-        sys.path.remove(entry)
-    sys.path.insert(0, entry)
-
-
 def _execute(module_name: str, script: Path, app_dir: Path) -> ModuleType:
     spec = importlib.util.spec_from_file_location(module_name, script)
     if spec is None or spec.loader is None:
         raise AppLoadError(f"{script}: Python cannot load this file as a module")
     module = importlib.util.module_from_spec(spec)
-    before = set(sys.modules)
-    sys.modules[module_name] = module  # as importlib does, so the script may import itself
-    try:
-        spec.loader.exec_module(module)
-    except (Exception, SystemExit) as exc:
-        del sys.modules[module_name]
-        raise AppLoadError(
-            f"importing {script} failed: {type(exc).__name__}: {exc}\n  at {_failing_line(exc, app_dir)}"
-        ) from exc
-    finally:
-        _imported_by_loads.update(set(sys.modules) - before)
+    with ImportTracker():
+        sys.modules[module_name] = module  # as importlib does, so the script may import itself
+        try:
+            spec.loader.exec_module(module)
+        except (Exception, SystemExit) as exc:
+            del sys.modules[module_name]
+            raise AppLoadError(
+                f"importing {script} failed: {type(exc).__name__}: {exc}\n  at {failing_line(exc, app_dir)}"
+            ) from exc
     return module
-
-
-def _failing_line(exc: BaseException, app_dir: Path) -> str:
-    if isinstance(exc, SyntaxError) and exc.filename:
-        return f"{exc.filename}:{exc.lineno}: {(exc.text or '').strip()}"
-    frames = traceback.extract_tb(exc.__traceback__)
-    in_app = [f for f in frames if Path(f.filename).resolve().is_relative_to(app_dir)]
-    frame = (in_app or frames)[-1]
-    return f"{frame.filename}:{frame.lineno}: {frame.line}"
 
 
 def _find_app(module: ModuleType, script: Path) -> func.FunctionRegister:

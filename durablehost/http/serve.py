@@ -122,7 +122,7 @@ def banner(
 ) -> None:
     """What ``func start`` prints: the functions with their triggers, HTTP ones with their URLs."""
     lines = [
-        f"App:       {index.app_dir} ({index.script_file.name})",
+        f"App:       {index.app_dir} ({index.source})",
         f"Store:     {choice.store.description} ({choice.source})",
         f"Task hub:  {hub}",
         "",
@@ -132,11 +132,12 @@ def banner(
     http = {fn.name: fn for fn in index.http}
     for info in index.functions:
         fn = http.get(info.name)
+        disabled = f" (disabled by {info.disabled_by})" if info.disabled_by else ""
         if fn is not None:
             methods = ",".join(fn.methods) if fn.methods else "ALL"
-            lines.append(f"        {info.name}: [{methods}] {public_url}{table.url_path(fn)}")
+            lines.append(f"        {info.name}: [{methods}] {public_url}{table.url_path(fn)}{disabled}")
         else:
-            lines.append(f"        {info.name}: {info.trigger_type}")
+            lines.append(f"        {info.name}: {info.trigger_type}{disabled}")
     lines += [
         "",
         f"Management API: {public_url}{MANAGEMENT_PREFIX}/",

@@ -57,8 +57,15 @@ async def handle(request: web.Request, settings: ServerSettings, table: TriggerT
             headers={"Allow": ", ".join(found)},
         )
     fn, route_params = found
-    if not settings.keys.allows_trigger(fn.auth_level, presented_key(request.query, request.headers)):
+    key = presented_key(request.query, request.headers)
+    if not settings.keys.allows_trigger(fn.auth_level, key):
         return error_response(401, f"function {fn.name!r} needs a key (auth level {fn.auth_level.lower()})")
+    if fn.info.disabled_by is not None and not _is_admin(settings, key):
+        # As the Functions host: a disabled function keeps its route (it still shadows others) and
+        # answers 404 after the key check, except to admin-level callers (FunctionInvocationMiddleware).
+        return error_response(
+            404, f"function {fn.name!r} is disabled by the app setting {fn.info.disabled_by}"
+        )
     body = await read_body(request, settings.max_body)
     http_request = build_http_request(
         request.method,
@@ -81,6 +88,12 @@ async def handle(request: web.Request, settings: ServerSettings, table: TriggerT
         # function's fault too, not the caller's: 500, never the 400 a ValueError would otherwise map to.
         log.exception("function %r returned a response that cannot be sent", fn.name)
         return error_response(500, f"function {fn.name!r} returned an invalid response; see the host log")
+
+
+def _is_admin(settings: ServerSettings, key: str | None) -> bool:
+    # Without enforced keys (loopback) every caller would count as admin, and a disabled function would
+    # never answer 404 locally; only a presented master key counts.
+    return settings.keys.enforce and settings.keys.allows_trigger("ADMIN", key)
 
 
 def to_aiohttp(response: func.HttpResponse) -> web.Response:

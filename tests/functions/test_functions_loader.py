@@ -35,9 +35,15 @@ def test_activities_are_found_under_all_three_names(basic: FunctionIndex) -> Non
     assert not basic.activity("hello").is_async
 
 
-def test_names_are_case_sensitive_except_for_entities(basic: FunctionIndex) -> None:
+def test_names_are_matched_case_insensitively_as_the_extension_does(basic: FunctionIndex) -> None:
+    hello = basic.activity("hello")
+    assert basic.activity("HELLO") is hello and hello.name == "hello"
+    failing = basic.orchestrator("FailingOrchestration")
+    assert basic.orchestrator("failingorchestration") is failing
+    assert basic.orchestrator("FAILING_ORCHESTRATOR") is failing
+    assert failing.name == "FailingOrchestration"  # the canonical spelling, whatever the caller wrote
     with pytest.raises(UnknownFunction):
-        basic.activity("HELLO")
+        basic.activity("hell")
     counter = basic.entity("Counter")
     assert counter.name == "counter"
     assert basic.entity("COUNTER") is counter
@@ -150,9 +156,14 @@ def test_missing_folder(tmp_path: Path) -> None:
         load_app(tmp_path / "nowhere")
 
 
-def test_missing_script(tmp_path: Path) -> None:
-    with pytest.raises(AppLoadError, match=r"entry script .*function_app\.py does not exist"):
+def test_neither_model_names_both_ways_an_app_is_found(tmp_path: Path) -> None:
+    (tmp_path / "helpers").mkdir()  # a folder without function.json is not a function
+    with pytest.raises(AppLoadError) as raised:
         load_app(tmp_path)
+    message = str(raised.value)
+    assert f"the entry script {tmp_path / 'function_app.py'}" in message
+    assert "PYTHON_SCRIPT_FILE_NAME" in message
+    assert "sub-folders holding a function.json each" in message
 
 
 def test_import_error_names_the_exception_and_the_line(tmp_path: Path) -> None:

@@ -1,0 +1,2 @@
+def main(number: int) -> int:
+    return number + 1

@@ -1,0 +1,2 @@
+def main(count: int) -> list[str]:
+    return [f"file-{i}.txt" for i in range(count)]

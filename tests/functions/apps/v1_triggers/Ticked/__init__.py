@@ -1,0 +1,8 @@
+import azure.durable_functions as df
+
+
+def orchestrator_function(context: df.DurableOrchestrationContext):
+    return "ticked"
+
+
+main = df.Orchestrator.create(orchestrator_function)
