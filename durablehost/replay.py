@@ -40,32 +40,16 @@ from durablehost.engine.episode import (
     nondeterminism_message,
     recorded_actions,
 )
+from durablehost.engine.export import HISTORY_FORMAT, history_document
 from durablehost.engine.history import ORCHESTRATION_STATUS_CODES, EventType, HistoryEvent
 from durablehost.engine.records import InstanceRecord, RuntimeStatus
 from durablehost.errors import InvocationError, UnknownFunction
 from durablehost.functions import FunctionIndex, OrchestratorResult, call_orchestrator
 
-HISTORY_FORMAT = "durablehost-history/1"
-
 # Actions that never leave a decision event in history, so they have no recorded counterpart.
 _UNRECORDED = (WAIT_FOR_EXTERNAL_EVENT, CONTINUE_AS_NEW, SIGNAL_ENTITY)
 _FAILED = ORCHESTRATION_STATUS_CODES["Failed"]
 
-
-def history_document(record: InstanceRecord, history: list[HistoryEvent]) -> dict[str, Any]:
-    """The export document of one instance's current execution."""
-    return {
-        "format": HISTORY_FORMAT,
-        "instanceId": record.instance_id,
-        "name": record.name,
-        "input": record.input,
-        "executionId": record.execution_id,
-        "runtimeStatus": record.status.value,
-        # Actions the code had yielded after its last episode, external-event waits included: waits leave
-        # no event in history, and the check needs their positions to word a report as the engine does.
-        "actionCount": record.action_count,
-        "history": history,
-    }
 
 
 @dataclass
@@ -241,3 +225,14 @@ def _state_for_messages(document: dict[str, Any], history: list[HistoryEvent]) -
         input=document.get("input"),
     )
     return InstanceState(record=record, history=history, tasks={}, events=[])
+
+
+__all__ = [
+    "HISTORY_FORMAT",
+    "HistoryDocumentError",
+    "ReplayReport",
+    "check_history",
+    "check_paths",
+    "history_document",
+    "load_documents",
+]

@@ -20,6 +20,7 @@ from durablehost.engine.control import ControlTable
 from durablehost.engine.dispatcher import Dispatcher, DispatcherOptions
 from durablehost.engine.entities import new_event_row_key
 from durablehost.engine.episode import InstanceState
+from durablehost.engine.export import history_document
 from durablehost.engine.history import (
     EventType,
     HistoryEvent,
@@ -44,7 +45,6 @@ from durablehost.errors import (
 )
 from durablehost.functions import FunctionIndex
 from durablehost.functions.workers import UserCode
-from durablehost.replay import history_document
 from durablehost.store.base import Condition, TableStore
 
 # Azure's rules for instance ids (ext: no '/', '\\', '#', '?', control characters; at most 256 chars)

@@ -32,3 +32,6 @@ def assert_replays(app_dir: str | Path, *paths: str | Path) -> list[ReplayReport
         lines = [f"{len(failed)} of {len(reports)} histories do not replay on the current code:"]
         raise AssertionError("\n".join(lines + [report.describe() for report in failed]))
     return reports
+
+
+__all__ = ["assert_replays", "replay_reports"]
