@@ -23,9 +23,9 @@ async def test_commands_against_a_running_host(url: str) -> None:
     raised = run_cli("raise", "cli-1", "step", '{"n": 1}', "--url", url, "--idempotency-key", "once")
     assert raised.returncode == 0, raised.stderr
     again = run_cli("raise", "cli-1", "step", '{"n": 1}', "--url", url, "--idempotency-key", "once")
-    assert again.returncode == 0
+    assert again.returncode == 0 and "before with this idempotency key" in again.stdout, again.stdout
     bad = run_cli("raise", "cli-1", "step", "not json", "--url", url)
-    assert bad.returncode == 2 and "not JSON" in bad.stderr
+    assert bad.returncode == 2 and "not valid JSON" in bad.stderr
 
     history = run_cli("history", "cli-1", "--url", url)
     assert history.returncode == 0
