@@ -51,7 +51,7 @@ def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="durablehost",
         description="Run an Azure Durable Functions Python app without the Functions host, and manage it.",
-        epilog=__doc__.split("\n\n", 2)[2] if __doc__ else None,
+        epilog=_epilog(),
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
@@ -131,6 +131,11 @@ def _parser() -> argparse.ArgumentParser:
         "paths", nargs="+", type=Path, metavar="FILE_OR_DIR", help="export files, or folders of *.json"
     )
     return parser
+
+
+def _epilog() -> str | None:
+    """The module docstring's exit codes, without its reST ``literal`` markup (help is plain text)."""
+    return __doc__.split("\n\n", 2)[2].replace("``", "") if __doc__ else None
 
 
 def _status(text: str) -> str:

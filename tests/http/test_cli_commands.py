@@ -49,3 +49,10 @@ def test_unreachable_host() -> None:
         port = free.getsockname()[1]
     result = run_cli("list", "--url", f"http://127.0.0.1:{port}")
     assert result.returncode == 3 and "is `durablehost start` running" in result.stderr
+
+
+def test_help_shows_plain_text() -> None:
+    shown = run_cli("--help")
+    assert shown.returncode == 0
+    assert "Exit codes of start: 0 stopped cleanly" in shown.stdout, shown.stdout
+    assert "``" not in shown.stdout  # the module docstring's reST markup
