@@ -13,7 +13,11 @@ Choices where Azure's behaviour is not a good fit, or not implemented yet:
 * ``rewind`` of an instance that did not fail answers 410 (as the extension does); a rewind that would
   move sequence ids (work scheduled after a retry chain ran out) answers 409 with the reason.
 * Listing entities (``GET entities/{name}``) answers 501: durablehost does not index entities yet.
-* A ``taskHub`` query parameter naming another hub is refused with 400: this host serves one hub.
+* A ``taskHub`` query parameter naming another hub, or a ``connection``/``connectionName`` other than
+  ``Storage``/``AzureWebJobsStorage``, is refused with 400: this host serves one hub on one store.
+* Bodies and query parameters are checked strictly (payloads.py, query.py; a purge by filter refuses
+  parameters it does not know). A repeated ``Idempotency-Key`` answers the first request's 202 with
+  ``Idempotent-Replayed: true``, also after the instance finished; reused for another event, 422.
 * Beyond Azure: ``terminate?recursive=true`` also terminates the instance's running sub-orchestrations.
 * Beyond Azure: ``GET instances/{id}/export`` answers the instance's history as a replayable document
   (``durablehost.replay``: raw stored events, for ``durablehost replay-check`` and golden histories).
