@@ -118,6 +118,16 @@ async def async_table_client(account: StorageAccount | str, table_name: str) -> 
     return client
 
 
+async def close_async_clients() -> None:
+    """Close the running event loop's clients and forget them: for a loop that ends (a test's); the
+    worker's own loop lives as long as the process."""
+    loop = asyncio.get_running_loop()
+    for client in _async_tables.pop(loop, {}).values():
+        await client.close()
+    for service in _async_services.pop(loop, {}).values():
+        await service.close()
+
+
 def _async_service(loop: asyncio.AbstractEventLoop, account: StorageAccount) -> AsyncTableServiceClient:
     services = _async_services.setdefault(loop, {})
     service = services.get(account)

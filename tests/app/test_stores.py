@@ -4,7 +4,7 @@ and azure-data-tables on Azurite), plus the fake services' idempotency and failu
 from __future__ import annotations
 
 import uuid
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
 
 import pytest
 
@@ -28,6 +28,7 @@ from shared.services.ledger import FAKE_SERVICE_TABLE
 from shared.tables import (
     AZURITE_CONNECTION_STRING,
     async_table_client,
+    close_async_clients,
     expand_connection_string,
     table_client,
 )
@@ -43,13 +44,14 @@ def ledger(request: pytest.FixtureRequest) -> CallLedger:
 
 
 @pytest.fixture(params=["memory", pytest.param("table", marks=pytest.mark.azurite)])
-async def approvals(request: pytest.FixtureRequest) -> ApprovalStore:
+async def approvals(request: pytest.FixtureRequest) -> AsyncIterator[ApprovalStore]:
     if request.param == "memory":
-        return InMemoryApprovalStore()
+        yield InMemoryApprovalStore()
+        return
     # The async table client: the approval route runs on the worker's event loop.
-    return TableApprovalStore(
-        await async_table_client(request.getfixturevalue("azurite_connection_string"), APPROVALS_TABLE)
-    )
+    client = await async_table_client(request.getfixturevalue("azurite_connection_string"), APPROVALS_TABLE)
+    yield TableApprovalStore(client)
+    await close_async_clients()  # this test's event loop ends
 
 
 def _unique() -> str:
