@@ -25,8 +25,10 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from durablehost.errors import AppLoadError
+from durablehost.errors import AppLoadError, InvalidRequest
 from durablehost.functions import load_app
+from durablehost.http import payloads
+from durablehost.http.appconfig import ConfigError, apply_settings, read_local_settings
 from durablehost.http.client import DEFAULT_URL, ClientError, ManagementClient
 from durablehost.http.common import DEFAULT_MAX_BODY
 from durablehost.http.keys import MASTER_KEY_SETTING
@@ -49,7 +51,7 @@ def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="durablehost",
         description="Run an Azure Durable Functions Python app without the Functions host, and manage it.",
-        epilog=__doc__.split("\n\n", 2)[2] if __doc__ else None,
+        epilog=_epilog(),
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
@@ -131,6 +133,11 @@ def _parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _epilog() -> str | None:
+    """The module docstring's exit codes, without its reST ``literal`` markup (help is plain text)."""
+    return __doc__.split("\n\n", 2)[2].replace("``", "") if __doc__ else None
+
+
 def _status(text: str) -> str:
     for status in STATUSES:
         if status.lower() == text.lower():
@@ -177,8 +184,11 @@ def _start(args: argparse.Namespace) -> int:
 
 def _replay_check(args: argparse.Namespace) -> int:
     try:
+        # As `start` does: local.settings.json Values (PYTHON_SCRIPT_FILE_NAME among them) become
+        # environment variables unless already set.
+        apply_settings(read_local_settings(args.app_dir).values, os.environ)
         functions = load_app(args.app_dir)
-    except AppLoadError as exc:
+    except (AppLoadError, ConfigError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 3
     try:
@@ -208,12 +218,19 @@ async def _manage(args: argparse.Namespace) -> int:
             await client.list(statuses=args.status, prefix=args.prefix),
         )
     elif command == "raise":
+        # The data is sent as the request body: the host's rules for bodies apply (payloads.py).
         try:
-            json.loads(args.data)
-        except ValueError as exc:
-            raise ClientError(f"the event data is not JSON: {exc}; quote strings as '\"text\"'", 2) from exc
-        await client.raise_event(args.instance_id, args.event, args.data, args.idempotency_key)
-        print(f"raised {args.event!r} on {args.instance_id}")
+            payloads.check_text(args.data, "the event data")
+            payloads.parse_body(args.data, "the event data")
+        except InvalidRequest as exc:
+            raise ClientError(f"{exc}; give JSON, and quote strings as '\"text\"'", 2) from exc
+        delivered = await client.raise_event(args.instance_id, args.event, args.data, args.idempotency_key)
+        if delivered:
+            print(f"raised {args.event!r} on {args.instance_id}")
+        else:
+            print(
+                f"{args.event!r} was raised on {args.instance_id} before with this idempotency key: not again"
+            )
     elif command in ("terminate", "suspend", "resume"):
         await client.change(args.instance_id, command, args.reason)
         print(f"{command} requested for {args.instance_id}")

@@ -17,7 +17,9 @@ DurableHostError
 │   ├── InstanceAlreadyRunning
 │   ├── InstanceFinished
 │   ├── InstanceNotFailed           rewind of an instance that did not fail
-│   └── RewindRefused               rewind that would move sequence ids
+│   ├── RewindRefused               rewind that would move sequence ids
+│   └── IdempotencyKeyReused        an Idempotency-Key sent again with another event or payload
+├── InvalidRequest                  a request the caller must change (an id, name, body or parameter)
 ├── UnknownFunction                 an orchestrator/activity/entity name that the app does not define
 ├── InvocationError                 the host could not call a function (bad payload, unsupported binding …)
 └── PayloadTooLarge                 a value that cannot be stored within the store's limits
@@ -135,6 +137,23 @@ class InstanceNotFailed(InstanceError):
 
 class RewindRefused(InstanceError):
     """The instance's history cannot be rewound without changing sequence ids."""
+
+
+class IdempotencyKeyReused(InstanceError):
+    def __init__(self, instance_id: str, key: str) -> None:
+        super().__init__(
+            instance_id,
+            f"the Idempotency-Key {key!r} was already used on instance {instance_id!r} for another event "
+            "name or payload; resend the original request to get its answer, or use a new key",
+        )
+        self.key = key
+
+
+class InvalidRequest(DurableHostError):
+    """The caller sent something the host cannot accept: the message says what and in which form.
+
+    Only this type (and the instance errors above) become 4xx answers: a ValueError from anywhere else is
+    a host bug or corrupt stored data, and is answered with a 500."""
 
 
 class UnknownFunction(DurableHostError):

@@ -106,10 +106,10 @@ async def submit_approval(req: func.HttpRequest, client: df.DurableOrchestration
     status = await client.get_status(instance_id)
     if not status:
         return problem(404, f"no instance {instance_id}")
-    store = approval_store(load_settings())
+    store = await approval_store(load_settings())
     # A retried request whose approval was already delivered gets its original outcome, even when the
     # workflow has moved on since (its own approval may be what moved it).
-    earlier = store.get(instance_id, decision.approval_id)
+    earlier = await store.get(instance_id, decision.approval_id)
     if earlier is not None and earlier.delivered:
         logger.info("approval %s for %s is a duplicate", decision.approval_id, instance_id)
         return json_response({"status": "duplicate", "approval": earlier.decision.to_event()})
@@ -117,13 +117,13 @@ async def submit_approval(req: func.HttpRequest, client: df.DurableOrchestration
     if refusal is not None:
         return refusal
 
-    created, recorded = store.record(instance_id, decision)
+    created, recorded = await store.record(instance_id, decision)
     if not created and recorded.delivered:  # a concurrent request delivered it just now
         return json_response({"status": "duplicate", "approval": recorded.decision.to_event()})
     # A new record, or one whose event was never raised (an earlier request failed in between): raise it.
     # A second raise for the same id is harmless: the orchestrator ignores approval ids it has seen.
     await client.raise_event(instance_id, APPROVAL_EVENT, recorded.decision.to_event())
-    store.mark_delivered(instance_id, decision.approval_id)
+    await store.mark_delivered(instance_id, decision.approval_id)
     if created:
         return json_response({"status": "accepted", "approval": recorded.decision.to_event()}, 202)
     return json_response(

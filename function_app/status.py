@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
+
 import azure.durable_functions as df
 import azure.functions as func
 
@@ -26,7 +28,16 @@ async def workflow_status(req: func.HttpRequest, client: df.DurableOrchestration
             "runtimeStatus": status.runtime_status.value if status.runtime_status else None,
             "customStatus": status.custom_status,
             "output": status.output,
-            "createdTime": status.created_time.isoformat() if status.created_time else None,
-            "lastUpdatedTime": status.last_updated_time.isoformat() if status.last_updated_time else None,
+            "createdTime": _utc_text(status.created_time),
+            "lastUpdatedTime": _utc_text(status.last_updated_time),
         }
     )
+
+
+def _utc_text(moment: datetime | None) -> str | None:
+    """A time as the management API writes it: UTC, whole seconds, ``Z`` (``2024-01-01T00:00:00Z``)."""
+    if moment is None:
+        return None
+    if moment.tzinfo is not None:
+        moment = moment.astimezone(UTC)
+    return moment.strftime("%Y-%m-%dT%H:%M:%SZ")

@@ -8,6 +8,10 @@ gets the originally recorded outcome back.
 The row's ``delivered`` flag closes the gap between recording and raising: a request that recorded the
 id but failed before the event was raised leaves ``delivered`` false, and a retry raises the event
 again. Raising twice is harmless because the orchestrator ignores approval ids it has already seen.
+
+The store is asynchronous: the approval route is an ``async def`` (the durable client requires it), and
+the Python worker runs async functions on its event loop, where a synchronous table call would stall
+every other request of the worker (azure_functions_runtime: only sync functions go to its thread pool).
 """
 
 from __future__ import annotations
@@ -17,10 +21,11 @@ from dataclasses import asdict, dataclass, replace
 from typing import Protocol
 
 from azure.core.exceptions import ResourceExistsError, ResourceNotFoundError
-from azure.data.tables import TableClient, UpdateMode
+from azure.data.tables import UpdateMode
+from azure.data.tables.aio import TableClient
 
 from shared.settings import Settings
-from shared.tables import table_client
+from shared.tables import async_table_client
 
 APPROVALS_TABLE = "ApprovalDecisions"
 
@@ -51,15 +56,15 @@ class RecordedApproval:
 class ApprovalStore(Protocol):
     """Records approval ids once per instance."""
 
-    def record(self, instance_id: str, decision: ApprovalDecision) -> tuple[bool, RecordedApproval]:
+    async def record(self, instance_id: str, decision: ApprovalDecision) -> tuple[bool, RecordedApproval]:
         """Insert the decision; return (True, new record), or (False, the record stored earlier)."""
         ...
 
-    def mark_delivered(self, instance_id: str, approval_id: str) -> None:
+    async def mark_delivered(self, instance_id: str, approval_id: str) -> None:
         """Note that the ``approval`` event for this id was raised."""
         ...
 
-    def get(self, instance_id: str, approval_id: str) -> RecordedApproval | None:
+    async def get(self, instance_id: str, approval_id: str) -> RecordedApproval | None:
         """The record for this approval id, if there is one."""
         ...
 
@@ -70,23 +75,23 @@ class TableApprovalStore:
     def __init__(self, client: TableClient) -> None:
         self._client = client
 
-    def record(self, instance_id: str, decision: ApprovalDecision) -> tuple[bool, RecordedApproval]:
+    async def record(self, instance_id: str, decision: ApprovalDecision) -> tuple[bool, RecordedApproval]:
         """Insert-if-absent; the insert conflict is how a duplicate is detected."""
         entity = {"PartitionKey": instance_id, "RowKey": decision.approval_id, "delivered": False}
         entity.update({k: v for k, v in asdict(decision).items() if k != "approval_id"})
         try:
-            self._client.create_entity(entity)
+            await self._client.create_entity(entity)
         except ResourceExistsError:
-            stored = self.get(instance_id, decision.approval_id)
+            stored = await self.get(instance_id, decision.approval_id)
             if stored is None:  # deleted between the insert and the read: nothing sane to report
                 raise RuntimeError(f"approval {decision.approval_id} of {instance_id} vanished") from None
             return False, stored
         return True, RecordedApproval(decision, delivered=False)
 
-    def get(self, instance_id: str, approval_id: str) -> RecordedApproval | None:
+    async def get(self, instance_id: str, approval_id: str) -> RecordedApproval | None:
         """Read one row."""
         try:
-            stored = self._client.get_entity(instance_id, approval_id)
+            stored = await self._client.get_entity(instance_id, approval_id)
         except ResourceNotFoundError:
             return None
         original = ApprovalDecision(
@@ -98,9 +103,9 @@ class TableApprovalStore:
         )
         return RecordedApproval(original, bool(stored.get("delivered", False)))
 
-    def mark_delivered(self, instance_id: str, approval_id: str) -> None:
+    async def mark_delivered(self, instance_id: str, approval_id: str) -> None:
         """Merge ``delivered=True`` into the row."""
-        self._client.update_entity(
+        await self._client.update_entity(
             {"PartitionKey": instance_id, "RowKey": approval_id, "delivered": True}, mode=UpdateMode.MERGE
         )
 
@@ -112,7 +117,7 @@ class InMemoryApprovalStore:
         self._lock = threading.Lock()
         self._rows: dict[tuple[str, str], RecordedApproval] = {}
 
-    def record(self, instance_id: str, decision: ApprovalDecision) -> tuple[bool, RecordedApproval]:
+    async def record(self, instance_id: str, decision: ApprovalDecision) -> tuple[bool, RecordedApproval]:
         """Insert-if-absent under a lock."""
         key = (instance_id, decision.approval_id)
         with self._lock:
@@ -121,13 +126,13 @@ class InMemoryApprovalStore:
             self._rows[key] = RecordedApproval(decision, delivered=False)
             return True, self._rows[key]
 
-    def mark_delivered(self, instance_id: str, approval_id: str) -> None:
+    async def mark_delivered(self, instance_id: str, approval_id: str) -> None:
         """Set the delivered flag of an existing row."""
         key = (instance_id, approval_id)
         with self._lock:
             self._rows[key] = replace(self._rows[key], delivered=True)
 
-    def get(self, instance_id: str, approval_id: str) -> RecordedApproval | None:
+    async def get(self, instance_id: str, approval_id: str) -> RecordedApproval | None:
         """Read one row."""
         with self._lock:
             return self._rows.get((instance_id, approval_id))
@@ -136,8 +141,8 @@ class InMemoryApprovalStore:
 _memory_store = InMemoryApprovalStore()
 
 
-def approval_store(settings: Settings) -> ApprovalStore:
+async def approval_store(settings: Settings) -> ApprovalStore:
     """The store selected by ``APP_STATE_STORE``: the table, or the process-wide in-memory store."""
     if settings.state_store == "memory":
         return _memory_store
-    return TableApprovalStore(table_client(settings.storage_connection, APPROVALS_TABLE))
+    return TableApprovalStore(await async_table_client(settings.storage, APPROVALS_TABLE))

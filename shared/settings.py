@@ -24,6 +24,9 @@ for tables. Invalid values raise :class:`SettingsError` naming the variable and 
   (``reject`` or ``escalate``): defaults the HTTP starter writes into a request workflow's input.
 * ``RESEARCH_CHUNK_SIZE`` (50), ``RESEARCH_MAX_QUERIES`` (500): research fan-out bounds.
 * ``AGENT_TOKEN_BUDGET`` (4000): default token budget of an agent run.
+* Instead of ``AzureWebJobsStorage``, an identity-based connection: ``AzureWebJobsStorage__accountName``
+  or ``AzureWebJobsStorage__tableServiceUri``, optionally ``__credential`` and ``__clientId``
+  (:mod:`shared.storage`).
 """
 
 from __future__ import annotations
@@ -31,6 +34,8 @@ from __future__ import annotations
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+
+from shared.storage import StorageAccount, StorageSettingsError, storage_account
 
 LLM_PROVIDERS = ("offline", "openai", "azure")
 STATE_STORES = ("table", "memory")
@@ -60,7 +65,7 @@ class Settings:
     """All settings of the agent app."""
 
     llm: LLMSettings = field(default_factory=LLMSettings)
-    storage_connection: str = "UseDevelopmentStorage=true"
+    storage: StorageAccount = field(default_factory=StorageAccount.development)
     state_store: str = "table"
     transient_failures: Mapping[str, int] = field(default_factory=dict)
     approval_deadline_hours: float = 72.0
@@ -158,7 +163,7 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
     defaults = Settings()
     return Settings(
         llm=_llm_settings(source),
-        storage_connection=source.get("AzureWebJobsStorage", "").strip() or defaults.storage_connection,
+        storage=_storage(source),
         state_store=_choice(source, "APP_STATE_STORE", defaults.state_store, STATE_STORES),
         transient_failures=parse_transient_failures(source.get("FAKE_TRANSIENT_FAILURES", "")),
         approval_deadline_hours=_number(
@@ -174,3 +179,10 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         research_max_queries=_integer(source, "RESEARCH_MAX_QUERIES", defaults.research_max_queries, 1),
         agent_token_budget=_integer(source, "AGENT_TOKEN_BUDGET", defaults.agent_token_budget, 1),
     )
+
+
+def _storage(env: Mapping[str, str]) -> StorageAccount:
+    try:
+        return storage_account(env)
+    except StorageSettingsError as exc:
+        raise SettingsError(str(exc)) from None

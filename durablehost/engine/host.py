@@ -33,15 +33,17 @@ from durablehost.engine.history import (
     orchestrator_started,
 )
 from durablehost.engine.owed import StoreOutage
-from durablehost.engine.partition import InstanceRepository
+from durablehost.engine.partition import InstanceRepository, event_fingerprint
 from durablehost.engine.records import EventMessage, InstanceRecord, RuntimeStatus, TaskKind, TaskState
 from durablehost.engine.rewind import plan_rewind
 from durablehost.errors import (
     EtagMismatch,
+    IdempotencyKeyReused,
     InstanceAlreadyRunning,
     InstanceFinished,
     InstanceNotFailed,
     InstanceNotFound,
+    InvalidRequest,
 )
 from durablehost.functions import FunctionIndex
 from durablehost.functions.workers import UserCode
@@ -56,25 +58,25 @@ _EVENT_NAME = re.compile(r"^[^\x00-\x1f\x7f/\\#?]{1,128}$")
 
 def validate_instance_id(instance_id: str) -> None:
     if not instance_id or len(instance_id) > MAX_INSTANCE_ID:
-        raise ValueError(f"instance ids must be 1-{MAX_INSTANCE_ID} characters long")
+        raise InvalidRequest(f"instance ids must be 1-{MAX_INSTANCE_ID} characters long")
     if _BAD_ID.search(instance_id):
-        raise ValueError("instance ids cannot contain '/', '\\', '#', '?' or control characters")
+        raise InvalidRequest("instance ids cannot contain '/', '\\', '#', '?' or control characters")
     if instance_id.startswith("@"):
-        raise ValueError("instance ids cannot start with '@' (reserved for durable entities)")
+        raise InvalidRequest("instance ids cannot start with '@' (reserved for durable entities)")
 
 
 def entity_instance_id(name: str, key: str) -> str:
     """The instance id of an entity: ``@{name lower-cased}@{key}`` (EntityId.get_scheduler_id, §6)."""
     if not name or "@" in name:
-        raise ValueError("entity names must be non-empty and cannot contain '@'")
+        raise InvalidRequest("entity names must be non-empty and cannot contain '@'")
     if _BAD_ID.search(key):
-        raise ValueError("entity keys cannot contain '/', '\\', '#', '?' or control characters")
+        raise InvalidRequest("entity keys cannot contain '/', '\\', '#', '?' or control characters")
     return f"@{name.lower()}@{key}"
 
 
 def validate_event_name(name: str) -> None:
     if not _EVENT_NAME.match(name):
-        raise ValueError(
+        raise InvalidRequest(
             "event names must be 1-128 characters without '/', '\\', '#', '?' or control characters"
         )
 
@@ -156,8 +158,16 @@ class DurableHost:
     async def raise_event(
         self, instance_id: str, name: str, input_text: str | None, *, idempotency_key: str | None = None
     ) -> bool:
-        """Put an event into the inbox. Returns False for a repeated idempotency key (not delivered again)."""
+        """Put an event into the inbox. Returns False for a repeated idempotency key: that event was
+        accepted before (perhaps before it finished the instance) and is not delivered again.
+
+        Raises IdempotencyKeyReused when the key was accepted with another event name or input.
+        """
         validate_event_name(name)
+        if idempotency_key is not None and await self._key_seen(
+            instance_id, name, input_text, idempotency_key
+        ):
+            return False
         record = await self.repo.get_record(instance_id)
         if record is None:
             raise InstanceNotFound(instance_id)
@@ -174,9 +184,20 @@ class DurableHost:
             idempotency_key=idempotency_key,
         )
         if not await self.repo.add_event(instance_id, event):
+            # A concurrent request with the key was accepted first: a replay only if it was this event.
+            if idempotency_key is not None:
+                await self._key_seen(instance_id, name, input_text, idempotency_key)
             return False
         if not self.dispatcher.add_event(instance_id, event):
             await self.dispatcher.notify(instance_id)
+        return True
+
+    async def _key_seen(self, instance_id: str, name: str, input_text: str | None, key: str) -> bool:
+        fingerprint = await self.repo.idempotency_fingerprint(instance_id, key)
+        if fingerprint is None:
+            return False
+        if fingerprint and fingerprint != event_fingerprint(name, input_text):
+            raise IdempotencyKeyReused(instance_id, key)
         return True
 
     # ------------------------------------------------------------------ entities

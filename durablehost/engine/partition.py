@@ -13,6 +13,8 @@ behind by a crash are recognised on load (their events are in history) and remov
 
 from __future__ import annotations
 
+import hashlib
+import json
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 
@@ -52,6 +54,11 @@ class LoadedInstance:
     events: list[EventMessage]
     # Rows that a crash left behind: consumed events, tasks of earlier executions.
     leftovers: list[str] = field(default_factory=list)
+
+
+def event_fingerprint(name: str, input_text: str | None) -> str:
+    """What an idempotency key was first used for: the event's name and its input text."""
+    return hashlib.sha256(json.dumps([name, input_text]).encode("utf-8")).hexdigest()
 
 
 def _ops_in_batches(ops: Sequence[Op], size: int) -> Iterable[list[Op]]:
@@ -350,14 +357,22 @@ class InstanceRepository:
         return TaskRecord.from_properties(execution_id, task_id, entity.properties, entity.etag)
 
     async def add_event(self, instance_id: str, event: EventMessage) -> bool:
-        """Put an external event into the inbox. Returns False if its idempotency key was seen before."""
+        """Put an external event into the inbox. Returns False if its idempotency key was seen before.
+
+        The key's tombstone keeps a fingerprint of the event (name and input), so that a repeat can be
+        told from another event sent under the same key (:meth:`idempotency_fingerprint`).
+        """
         if event.idempotency_key is None:
             await self.store.insert(self.table, instance_id, event.row_key, event.to_properties())
             return True
         tombstone = Op.insert(
             instance_id,
             idempotency_row_key(event.idempotency_key),
-            {"IdempotencyKey": event.idempotency_key, "EventRowKey": event.row_key},
+            {
+                "IdempotencyKey": event.idempotency_key,
+                "EventRowKey": event.row_key,
+                "Fingerprint": event_fingerprint(event.name, event.input),
+            },
         )
         try:
             await self.store.transact(
@@ -368,6 +383,15 @@ class InstanceRepository:
                 return False
             raise
         return True
+
+    async def idempotency_fingerprint(self, instance_id: str, key: str) -> str | None:
+        """The fingerprint stored with an accepted idempotency key ("" for a tombstone written before
+        fingerprints were kept), or None if the key was not seen in this execution."""
+        try:
+            tombstone = await self.store.get(self.table, instance_id, idempotency_row_key(key))
+        except EntityNotFound:
+            return None
+        return str(tombstone.get("Fingerprint") or "")
 
     async def purge_partition(self, instance_id: str) -> int:
         """Delete every row of an instance. Returns the number of rows deleted."""

@@ -17,6 +17,10 @@ browser send a "simple" cross-site POST (``Content-Type: text/plain``, no prefli
   (``evil.example`` resolving to 127.0.0.1) is same-origin with itself, so it passes the origin check,
   but its ``Host`` gives it away. When the host is exposed, keys are required and a foreign page cannot
   read the key the viewer keeps in its own origin's ``sessionStorage``.
+* **The local RPC listener** (``127.0.0.1:<free port>``, key-free even when the host is exposed; it
+  serves the SDK's client inside HTTP triggers, server.py) takes no browser request at all and only
+  ``Host: 127.0.0.1`` / ``localhost`` / ``[::1]``: the SDK sends no ``Origin`` and names the address of
+  its ``rpcBaseUrl``, while a rebound page or a forwarded request names another host.
 """
 
 from __future__ import annotations
@@ -24,7 +28,6 @@ from __future__ import annotations
 from aiohttp import web
 
 from durablehost.http.common import error_response, origin_of
-from durablehost.http.keys import Keys
 
 SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 _LOOPBACK_NAMES = frozenset({"127.0.0.1", "localhost", "[::1]"})
@@ -42,11 +45,12 @@ def host_name(request: web.Request) -> str:
     return host.rsplit(":", 1)[0] if ":" in host else host
 
 
-def rebinding_refusal(request: web.Request, keys: Keys) -> web.Response | None:
-    if keys.enforce or host_name(request) in _LOOPBACK_NAMES:
+def rebinding_refusal(request: web.Request, key_free: bool) -> web.Response | None:
+    """403 for a request naming a foreign host on a listener that checks no keys; None to go on."""
+    if not key_free or host_name(request) in _LOOPBACK_NAMES:
         return None
     return error_response(
-        403, "this host is on loopback: browse it as http://127.0.0.1 or http://localhost (Host header)"
+        403, "this listener checks no keys: address it as http://127.0.0.1 or http://localhost (Host header)"
     )
 
 
@@ -61,8 +65,16 @@ def cross_site_refusal(request: web.Request) -> web.Response | None:
     return None
 
 
-def management_refusal(request: web.Request, keys: Keys) -> web.Response | None:
-    """403 for a forged or rebound browser request to the management API; None to go on."""
+def management_refusal(request: web.Request, *, key_free: bool, local_rpc: bool) -> web.Response | None:
+    """403 for a forged or rebound request to the management API; None to go on.
+
+    ``key_free``: the listener checks no keys (bound to loopback, or the local RPC listener);
+    ``local_rpc``: the local RPC listener, which serves the SDK's client only (module docstring).
+    """
+    if local_rpc:
+        if is_browser_request(request):
+            return error_response(403, "the local RPC listener serves the durable client, not browsers")
+        return rebinding_refusal(request, key_free=True)
     if not is_browser_request(request):
         return None
-    return rebinding_refusal(request, keys) or cross_site_refusal(request)
+    return rebinding_refusal(request, key_free) or cross_site_refusal(request)

@@ -10,7 +10,7 @@ from urllib.parse import quote
 import aiohttp
 
 from durablehost.http.common import MANAGEMENT_PREFIX
-from durablehost.http.management import CONTINUATION_HEADER, IDEMPOTENCY_HEADER
+from durablehost.http.management import CONTINUATION_HEADER, IDEMPOTENCY_HEADER, REPLAYED_HEADER
 
 DEFAULT_URL = "http://127.0.0.1:7071"
 
@@ -94,7 +94,8 @@ class ManagementClient:
             if not token:
                 return found
 
-    async def raise_event(self, instance_id: str, event: str, data_json: str, key: str | None = None) -> None:
+    async def raise_event(self, instance_id: str, event: str, data_json: str, key: str | None = None) -> bool:
+        """True if the event was delivered now, False if its idempotency key was accepted before."""
         headers = {IDEMPOTENCY_HEADER: key} if key else None
         answer = await self.request(
             "POST",
@@ -103,6 +104,8 @@ class ManagementClient:
             headers=headers,
         )
         _check(answer, 202)
+        replayed = next((v for k, v in answer.headers.items() if k.lower() == REPLAYED_HEADER.lower()), "")
+        return replayed.lower() != "true"
 
     async def change(self, instance_id: str, operation: str, reason: str | None) -> None:
         params = {"reason": reason} if reason is not None else None

@@ -13,7 +13,11 @@ Choices where Azure's behaviour is not a good fit, or not implemented yet:
 * ``rewind`` of an instance that did not fail answers 410 (as the extension does); a rewind that would
   move sequence ids (work scheduled after a retry chain ran out) answers 409 with the reason.
 * Listing entities (``GET entities/{name}``) answers 501: durablehost does not index entities yet.
-* A ``taskHub`` query parameter naming another hub is refused with 400: this host serves one hub.
+* A ``taskHub`` query parameter naming another hub, or a ``connection``/``connectionName`` other than
+  ``Storage``/``AzureWebJobsStorage``, is refused with 400: this host serves one hub on one store.
+* Bodies and query parameters are checked strictly (payloads.py, query.py; a purge by filter refuses
+  parameters it does not know). A repeated ``Idempotency-Key`` answers the first request's 202 with
+  ``Idempotent-Replayed: true``, also after the instance finished; reused for another event, 422.
 * Beyond Azure: ``terminate?recursive=true`` also terminates the instance's running sub-orchestrations.
 * Beyond Azure: ``GET instances/{id}/export`` answers the instance's history as a replayable document
   (``durablehost.replay``: raw stored events, for ``durablehost replay-check`` and golden histories).
@@ -26,15 +30,15 @@ from __future__ import annotations
 import asyncio
 import json
 import re
-from datetime import UTC, datetime
 
 from aiohttp import web
 
 from durablehost.engine.host import status_json, validate_event_name, validate_instance_id
 from durablehost.engine.records import RuntimeStatus
-from durablehost.errors import InstanceAlreadyRunning, UnknownFunction
-from durablehost.http import insights
+from durablehost.errors import InstanceAlreadyRunning, InvalidRequest, UnknownFunction
+from durablehost.http import insights, payloads
 from durablehost.http.common import (
+    CONNECTION_NAME,
     ServerSettings,
     empty_response,
     error_response,
@@ -43,11 +47,18 @@ from durablehost.http.common import (
     origin_of,
     read_body,
 )
+from durablehost.http.query import Query
 from durablehost.store import MAX_PAGE_SIZE
+from durablehost.store.limits import InvalidValue
 
 CONTINUATION_HEADER = "x-ms-continuation-token"
 IDEMPOTENCY_HEADER = "Idempotency-Key"
+# A repeat of an accepted Idempotency-Key gets the original answer with this header, as Stripe's API does
+# (the IETF draft draft-ietf-httpapi-idempotency-key-header names no header for it).
+REPLAYED_HEADER = "Idempotent-Replayed"
 _IDEMPOTENCY_KEY = re.compile(r"^[\x21-\x7e]{1,256}$")
+# Azure's row-key rules (no '/', '\\', '#', '?', control characters), for the instance id prefix.
+_BAD_PREFIX = re.compile(r"[/\\#?\x00-\x1f\x7f-\x9f]")
 _RUNNING = {
     RuntimeStatus.RUNNING,
     RuntimeStatus.PENDING,
@@ -56,6 +67,9 @@ _RUNNING = {
 }
 _NOT_YET = "is not implemented by durablehost yet"
 MAX_WAIT_SECONDS = 3600.0
+# The names the durable client's `connection`/`connectionName` may give for the one store served here.
+_CONNECTIONS = frozenset({CONNECTION_NAME.lower(), "azurewebjobsstorage"})
+_FILTER_PURGE = ("createdTimeFrom", "createdTimeTo", "runtimeStatus")
 
 
 class NotImplementedRoute(Exception):
@@ -64,50 +78,62 @@ class NotImplementedRoute(Exception):
 
 async def handle(request: web.Request, settings: ServerSettings, segments: list[str]) -> web.Response:
     """Route a management request; ``segments`` are the decoded path segments after the prefix."""
-    hub = request.query.get("taskHub")
+    query = Query(request.rel_url.raw_query_string)
+    hub = query.get("taskHub")
     if hub is not None and hub.lower() != settings.hub.lower():
-        return error_response(400, f"this host serves the task hub {settings.hub!r} only, not {hub!r}")
+        raise InvalidRequest(f"this host serves the task hub {settings.hub!r} only, not taskHub={hub!r}")
+    for name in ("connection", "connectionName"):
+        connection = query.get(name)
+        if connection is not None and connection.lower() not in _CONNECTIONS:
+            raise InvalidRequest(
+                f"this host serves one store, the connection {CONNECTION_NAME!r} (AzureWebJobsStorage), "
+                f"not {name}={connection!r}"
+            )
     if not segments:
         return _no_route(request)
     head = segments[0].lower()
     rest = segments[1:]
     if head == "orchestrators" and 1 <= len(rest) <= 2:
-        return await _only(request, "POST") or await start(request, settings, rest)
+        return await _only(request, "POST") or await start(request, query, settings, rest)
     if head == "instances":
-        return await _instances(request, settings, rest)
+        return await _instances(request, query, settings, rest)
     if head == "counts" and not rest:
-        return await _only(request, "GET") or await instance_counts(request, settings)
+        return await _only(request, "GET") or await instance_counts(query, settings)
     if head == "entities" and len(rest) == 2:
-        return await _only(request, "GET", "POST", "DELETE") or await entity(request, settings, *rest)
+        return await _only(request, "GET", "POST", "DELETE") or await entity(request, query, settings, *rest)
     if head == "entities" and len(rest) == 1:
         raise NotImplementedRoute(f"listing entities {_NOT_YET}")
     return _no_route(request)
 
 
-async def _instances(request: web.Request, settings: ServerSettings, rest: list[str]) -> web.Response:
+async def _instances(
+    request: web.Request, query: Query, settings: ServerSettings, rest: list[str]
+) -> web.Response:
     if not rest:
         if request.method == "DELETE":
-            return await purge_by_filter(request, settings)
-        return await _only(request, "GET", "DELETE") or await list_instances(request, settings)
+            return await purge_by_filter(query, settings)
+        return await _only(request, "GET", "DELETE") or await list_instances(request, query, settings)
     instance_id = rest[0]
     validate_instance_id(instance_id)
     if len(rest) == 1:
         if request.method == "DELETE":
             return await purge(settings, instance_id)
-        return await _only(request, "GET", "DELETE") or await get_status(request, settings, instance_id)
+        return await _only(request, "GET", "DELETE") or await get_status(
+            request, query, settings, instance_id
+        )
     operation = rest[1].lower()
     if operation == "raiseevent" and len(rest) == 3:
         return await _only(request, "POST") or await raise_event(request, settings, instance_id, rest[2])
     if len(rest) == 2 and operation in ("terminate", "suspend", "resume"):
-        return await _only(request, "POST") or await change(request, settings, instance_id, operation)
+        return await _only(request, "POST") or await change(query, settings, instance_id, operation)
     if len(rest) == 2 and operation == "details":
         return await _only(request, "GET") or await insights.details(settings, instance_id)
     if len(rest) == 2 and operation == "export":
         return await _only(request, "GET") or await export_history(settings, instance_id)
     if len(rest) == 2 and operation == "rewind":
-        return await _only(request, "POST") or await rewind(request, settings, instance_id)
+        return await _only(request, "POST") or await rewind(query, settings, instance_id)
     if len(rest) == 2 and operation == "restart":
-        return await _only(request, "POST") or await restart(request, settings, instance_id)
+        return await _only(request, "POST") or await restart(request, query, settings, instance_id)
     return _no_route(request)
 
 
@@ -134,27 +160,25 @@ def start_input(body: bytes) -> str | None:
 
     The SDK posts ``json.dumps(df_dumps(v))``: a JSON string holding JSON text, which is kept as the input
     text so that ``get_input()`` gives ``v``. Any other JSON (``curl -d '{"a":1}'``, or a string that is not
-    itself JSON) is the input value itself.
+    itself JSON) is the input value itself. Bodies beyond the edge's limits raise InvalidRequest
+    (durablehost.http.payloads).
     """
     if not body.strip():
         return None
-    text = body.decode("utf-8")
-    value = json.loads(text)
-    if isinstance(value, str):
-        try:
-            json.loads(value)
-        except ValueError:
-            return json.dumps(value)
+    value = payloads.parse_body(payloads.decode_text(body, "the request body"), "the request body")
+    if isinstance(value, str) and payloads.encoded_json(value, "the request body"):
         return value
     return json.dumps(value)
 
 
-async def start(request: web.Request, settings: ServerSettings, rest: list[str]) -> web.Response:
+async def start(
+    request: web.Request, query: Query, settings: ServerSettings, rest: list[str]
+) -> web.Response:
     name = rest[0]
     instance_id = rest[1] if len(rest) == 2 else None
     if instance_id is not None:
         validate_instance_id(instance_id)
-    wait = _wait_options(request)
+    wait = _wait_options(query)
     input_text = start_input(await read_body(request, settings.max_body))
     try:
         instance_id = await settings.host.start_new(name, instance_id, input_text)
@@ -180,25 +204,12 @@ def check_status_response(request: web.Request, settings: ServerSettings, instan
     return json_response(202, links, headers={"Location": links["statusQueryGetUri"], "Retry-After": "10"})
 
 
-def _wait_options(request: web.Request) -> tuple[float, float] | None:
-    timeout = request.query.get("timeout")
+def _wait_options(query: Query) -> tuple[float, float] | None:
+    timeout = query.seconds("timeout", MAX_WAIT_SECONDS)
+    interval = query.seconds("pollingInterval", MAX_WAIT_SECONDS)
     if timeout is None:
         return None
-    seconds = _number(timeout, "timeout")
-    interval = _number(request.query.get("pollingInterval", "1"), "pollingInterval")
-    if not 0 < seconds <= MAX_WAIT_SECONDS or not 0 < interval <= MAX_WAIT_SECONDS:
-        raise ValueError(f"timeout and pollingInterval must be seconds between 0 and {MAX_WAIT_SECONDS:.0f}")
-    return seconds, max(interval, 0.05)
-
-
-def _number(text: str, name: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise ValueError(f"{name} must be a number of seconds, not {text!r}") from None
-    if value != value:  # NaN
-        raise ValueError(f"{name} must be a number of seconds, not {text!r}")
-    return value
+    return timeout, max(interval if interval is not None else 1.0, 0.05)
 
 
 async def _wait_for_completion(
@@ -221,95 +232,72 @@ async def _wait_for_completion(
 # ---------------------------------------------------------------------------------------------- status
 
 
-def _flag(request: web.Request, name: str, default: bool) -> bool:
-    # The SDK sends Python's "True" (§5.2): compare case-insensitively; anything unparsable = default.
-    for key, value in request.query.items():
-        if key.lower() == name.lower():
-            lowered = value.strip().lower()
-            if lowered in ("true", "false"):
-                return lowered == "true"
-    return default
-
-
-async def get_status(request: web.Request, settings: ServerSettings, instance_id: str) -> web.Response:
+async def get_status(
+    request: web.Request, query: Query, settings: ServerSettings, instance_id: str
+) -> web.Response:
+    show_history = query.flag("showHistory", False)
+    show_history_output = query.flag("showHistoryOutput", False)
+    show_input = query.flag("showInput", True)
+    server_error_on_failure = query.flag("returnInternalServerErrorOnFailure", False)
     status = await settings.host.get_status(
         instance_id,
-        show_history=_flag(request, "showHistory", False),
-        show_history_output=_flag(request, "showHistoryOutput", False),
-        show_input=_flag(request, "showInput", True),
+        show_history=show_history,
+        show_history_output=show_history_output,
+        show_input=show_input,
     )
     if status is None:
         return empty_response(404)
     runtime = RuntimeStatus(status["runtimeStatus"])
     if runtime in _RUNNING:
         return json_response(202, status, headers={"Location": str(request.url), "Retry-After": "5"})
-    if runtime is RuntimeStatus.FAILED and _flag(request, "returnInternalServerErrorOnFailure", False):
+    if runtime is RuntimeStatus.FAILED and server_error_on_failure:
         return json_response(500, status)
     return json_response(200, status)
 
 
-def _parse_time(text: str, name: str) -> datetime:
-    try:
-        moment = datetime.fromisoformat(text.strip())
-    except ValueError:
-        raise ValueError(
-            f"{name} must be an ISO 8601 time such as 2024-01-01T00:00:00Z, not {text!r}"
-        ) from None
-    return moment if moment.tzinfo is not None else moment.replace(tzinfo=UTC)
+def _prefix(query: Query) -> str | None:
+    prefix = query.get("instanceIdPrefix")
+    if not prefix:
+        return None
+    if len(prefix) > 256 or _BAD_PREFIX.search(prefix):
+        raise InvalidRequest(
+            "instanceIdPrefix must be at most 256 characters without '/', '\\', '#', '?' or control "
+            "characters (instance ids cannot hold them)"
+        )
+    return prefix
 
 
-def _statuses(text: str) -> list[RuntimeStatus]:
-    by_name = {s.value.lower(): s for s in RuntimeStatus}
-    wanted = []
-    for part in text.split(","):
-        if not part.strip():
-            continue
-        found = by_name.get(part.strip().lower())
-        if found is None:
-            raise ValueError(
-                f"unknown runtimeStatus {part.strip()!r}; use {', '.join(s.value for s in RuntimeStatus)}"
-            )
-        wanted.append(found)
-    return wanted
-
-
-def _created_range(request: web.Request) -> tuple[datetime | None, datetime | None]:
-    query = request.query
-    created_from = (
-        _parse_time(query["createdTimeFrom"], "createdTimeFrom") if "createdTimeFrom" in query else None
+async def instance_counts(query: Query, settings: ServerSettings) -> web.Response:
+    return await insights.counts(
+        settings,
+        created_from=query.time("createdTimeFrom"),
+        created_to=query.time("createdTimeTo"),
+        prefix=_prefix(query),
     )
-    created_to = _parse_time(query["createdTimeTo"], "createdTimeTo") if "createdTimeTo" in query else None
-    return created_from, created_to
 
 
-async def instance_counts(request: web.Request, settings: ServerSettings) -> web.Response:
-    created_from, created_to = _created_range(request)
-    prefix = request.query.get("instanceIdPrefix") or None
-    return await insights.counts(settings, created_from=created_from, created_to=created_to, prefix=prefix)
-
-
-async def list_instances(request: web.Request, settings: ServerSettings) -> web.Response:
-    query = request.query
-    created_from, created_to = _created_range(request)
-    statuses = _statuses(query.get("runtimeStatus", ""))
-    prefix = query.get("instanceIdPrefix") or None
-    show_input = _flag(request, "showInput", False)
-    top: int | None = None
-    if "top" in query:
-        if not query["top"].strip().isdigit() or not 1 <= int(query["top"]) <= MAX_PAGE_SIZE:
-            raise ValueError(f"top must be a whole number from 1 to {MAX_PAGE_SIZE}")
-        top = int(query["top"])
+async def list_instances(request: web.Request, query: Query, settings: ServerSettings) -> web.Response:
+    created_from = query.time("createdTimeFrom")
+    created_to = query.time("createdTimeTo")
+    statuses = query.statuses("runtimeStatus")
+    prefix = _prefix(query)
+    show_input = query.flag("showInput", False)
+    top = query.whole_number("top", 1, MAX_PAGE_SIZE)
     token = request.headers.get(CONTINUATION_HEADER) or None
     found = []
     while True:
-        records, token = await settings.host.list_instances(
-            runtime_status=statuses or None,
-            created_from=created_from,
-            created_to=created_to,
-            prefix=prefix,
-            page_size=top or MAX_PAGE_SIZE,
-            continuation=token,
-        )
+        try:
+            records, token = await settings.host.list_instances(
+                runtime_status=statuses or None,
+                created_from=created_from,
+                created_to=created_to,
+                prefix=prefix,
+                page_size=top or MAX_PAGE_SIZE,
+                continuation=token,
+            )
+        except InvalidValue as exc:
+            # Every other input of this query was checked above: the store refused the caller's token.
+            raise InvalidRequest(f"the {CONTINUATION_HEADER} header is not a token this host issued") from exc
         found.extend(records)
         # With `top` one page is returned and the caller pages with the header; without it, everything
         # (the SDK's get_status_all/get_status_by read no continuation header).
@@ -327,30 +315,26 @@ async def raise_event(
 ) -> web.Response:
     validate_event_name(event_name)
     if request.content_type != "application/json":
-        return error_response(
-            400, f"raiseEvent needs Content-Type: application/json, not {request.content_type!r}"
-        )
+        raise InvalidRequest(f"raiseEvent needs Content-Type: application/json, not {request.content_type!r}")
     key = request.headers.get(IDEMPOTENCY_HEADER)
     if key is not None and not _IDEMPOTENCY_KEY.match(key):
-        raise ValueError(f"the {IDEMPOTENCY_HEADER} header must be 1-256 printable ASCII characters")
+        raise InvalidRequest(f"the {IDEMPOTENCY_HEADER} header must be 1-256 printable ASCII characters")
     body = await read_body(request, settings.max_body)
     input_text: str | None = None
     if body.strip():
-        input_text = body.decode("utf-8")
-        json.loads(input_text)  # refuse a body that is not JSON before anything is stored
-    # True = delivered, False = a repeated Idempotency-Key: both are accepted (202), once.
-    await settings.host.raise_event(instance_id, event_name, input_text, idempotency_key=key)
-    return empty_response(202)
+        input_text = payloads.decode_text(body, "the request body")
+        payloads.parse_body(input_text, "the request body")  # refused before anything is stored
+    delivered = await settings.host.raise_event(instance_id, event_name, input_text, idempotency_key=key)
+    # A repeated key gets the first request's answer, marked as a replay (README, Idempotency-Key).
+    return empty_response(202, headers=None if delivered else {REPLAYED_HEADER: "true"})
 
 
-async def change(
-    request: web.Request, settings: ServerSettings, instance_id: str, operation: str
-) -> web.Response:
-    reason = request.query.get("reason")
+async def change(query: Query, settings: ServerSettings, instance_id: str, operation: str) -> web.Response:
+    reason = query.text("reason")
     host = settings.host
     if operation == "terminate":
         # Beyond Azure: ?recursive=true terminates running sub-orchestrations too.
-        await host.terminate(instance_id, reason, recursive=_flag(request, "recursive", False))
+        await host.terminate(instance_id, reason, recursive=query.flag("recursive", False))
     elif operation == "suspend":
         await host.suspend(instance_id, reason)
     else:
@@ -358,23 +342,28 @@ async def change(
     return empty_response(202)
 
 
-async def rewind(request: web.Request, settings: ServerSettings, instance_id: str) -> web.Response:
-    # The SDK sends `reason` unencoded (protocol §8-R8); aiohttp's query parsing copes with both forms.
-    await settings.host.rewind(instance_id, request.query.get("reason"))
+async def rewind(query: Query, settings: ServerSettings, instance_id: str) -> web.Response:
+    # The SDK sends `reason` unencoded (protocol §8-R8); the client's URL quoting makes it readable.
+    await settings.host.rewind(instance_id, query.text("reason"))
     return empty_response(202)
 
 
-async def restart(request: web.Request, settings: ServerSettings, instance_id: str) -> web.Response:
-    new_id = _flag(request, "restartWithNewInstanceId", True)
+async def restart(
+    request: web.Request, query: Query, settings: ServerSettings, instance_id: str
+) -> web.Response:
+    new_id = query.flag("restartWithNewInstanceId", True)
     started = await settings.host.restart(instance_id, new_instance_id=new_id)
     return check_status_response(request, settings, started)
 
 
-async def purge_by_filter(request: web.Request, settings: ServerSettings) -> web.Response:
-    created_from, created_to = _created_range(request)
+async def purge_by_filter(query: Query, settings: ServerSettings) -> web.Response:
+    # A destructive request: every parameter must be known and readable, or nothing is deleted.
+    query.only(_FILTER_PURGE, "purging by filter")
+    created_from = query.time("createdTimeFrom")
+    created_to = query.time("createdTimeTo")
+    statuses = query.statuses("runtimeStatus")
     if created_from is None:
-        return error_response(400, "purging by filter needs createdTimeFrom (and optionally createdTimeTo)")
-    statuses = _statuses(request.query["runtimeStatus"]) if "runtimeStatus" in request.query else None
+        raise InvalidRequest("purging by filter needs createdTimeFrom (and optionally createdTimeTo)")
     deleted = await settings.host.purge_where(
         created_from=created_from, created_to=created_to, runtime_status=statuses
     )
@@ -383,7 +372,9 @@ async def purge_by_filter(request: web.Request, settings: ServerSettings) -> web
     return json_response(200, {"instancesDeleted": deleted})
 
 
-async def entity(request: web.Request, settings: ServerSettings, name: str, key: str) -> web.Response:
+async def entity(
+    request: web.Request, query: Query, settings: ServerSettings, name: str, key: str
+) -> web.Response:
     """``GET`` reads the state, ``POST ?op=`` signals an operation, ``DELETE`` signals "delete" (§5.3)."""
     key = "" if key == "$" else key  # the extension's stand-in for an empty key
     host = settings.host
@@ -395,15 +386,15 @@ async def entity(request: web.Request, settings: ServerSettings, name: str, key:
     if request.method == "DELETE":
         await host.signal_entity(name, key, "delete", None)
         return empty_response(202)
-    operation = request.query.get("op")
+    operation = query.get("op")
     if not operation:
-        return error_response(400, "signalling an entity needs the operation name in ?op=")
+        raise InvalidRequest("signalling an entity needs the operation name in ?op=")
     body = await read_body(request, settings.max_body)
     input_text: str | None = None
     if body.strip():
-        text = body.decode("utf-8")
+        text = payloads.decode_text(body, "the request body")
         if request.content_type == "application/json":
-            json.loads(text)  # refuse malformed JSON before anything is stored
+            payloads.parse_body(text, "the request body")  # refused before anything is stored
             input_text = text
         else:
             # A non-JSON body is the operation's input as a raw string (§5.3).
@@ -421,9 +412,13 @@ async def purge(settings: ServerSettings, instance_id: str) -> web.Response:
     try:
         deleted = await settings.host.purge(instance_id)
     except InstanceAlreadyRunning as exc:
-        return error_response(
-            409, f"cannot purge {instance_id!r}: it has not finished; terminate it first", str(exc)
+        # The engine refuses with the start-conflict error; the caller needs the purge's reason (the SDK
+        # raises with ExceptionMessage, so both carry it).
+        text = (
+            f"cannot purge {instance_id!r}: it is {exc.status}, and only the history of a finished "
+            "instance can be purged; terminate it first, then purge"
         )
+        return error_response(409, text)
     if deleted == 0:
         return empty_response(404)
     return json_response(200, {"instancesDeleted": deleted})

@@ -14,8 +14,8 @@ browser requests to the management API and the viewer pass the guards of durable
 
 from __future__ import annotations
 
-import json
 import logging
+import uuid
 from collections.abc import Awaitable, Callable
 from urllib.parse import unquote
 
@@ -24,11 +24,12 @@ from aiohttp import web
 from durablehost import viewer
 from durablehost.errors import (
     EntityTooLarge,
+    IdempotencyKeyReused,
     InstanceAlreadyRunning,
     InstanceFinished,
     InstanceNotFailed,
     InstanceNotFound,
-    InvalidKey,
+    InvalidRequest,
     PayloadTooLarge,
     RewindRefused,
     StoreUnavailable,
@@ -52,7 +53,10 @@ def management_segments(raw_path: str) -> list[str] | None:
     rest = segments[len(prefix) :]
     if rest and rest[-1] == "":
         rest = rest[:-1]  # one trailing slash is allowed
-    return [unquote(s, errors="strict") for s in rest]
+    try:
+        return [unquote(s, errors="strict") for s in rest]
+    except UnicodeDecodeError:
+        raise InvalidRequest("the path is not valid UTF-8 once percent-decoded") from None
 
 
 def build_app(
@@ -76,9 +80,12 @@ def build_app(
 async def _route(
     request: web.Request, settings: ServerSettings, table: triggers.TriggerTable, rpc_only: bool
 ) -> web.StreamResponse:
+    # The local RPC listener checks no keys even when the host is exposed: the browser guards must then
+    # hold on their own (browser.py).
+    key_free = rpc_only or not settings.keys.enforce
     segments = management_segments(request.raw_path)
     if segments is not None:
-        refused = browser.management_refusal(request, settings.keys)
+        refused = browser.management_refusal(request, key_free=key_free, local_rpc=rpc_only)
         if refused is not None:
             return refused
         if not rpc_only and not settings.keys.allows_management(
@@ -93,40 +100,39 @@ async def _route(
         return error_response(404, "this local listener serves the management API only")
     page = viewer.viewer_path(request.path)
     if page is not None:
-        return browser.rebinding_refusal(request, settings.keys) or viewer.serve(request, page)
+        return browser.rebinding_refusal(request, key_free) or viewer.serve(request, page)
     return await triggers.handle(request, settings, table)
 
 
 def _error(request: web.Request, exc: Exception) -> web.Response:
-    """Map the engine's refusals to the extension's status codes; anything else is a 500 with a log."""
+    """Map refusals to the extension's status codes. Only the caller's mistakes (InvalidRequest, an unknown
+    function, the instance's state) are 4xx: any other exception — a ValueError from a corrupt stored row
+    included — is the host's, a 500 whose error id is in the log line with the traceback."""
     match exc:
         case BodyTooLarge():
             return error_response(413, str(exc))
         case PayloadTooLarge() | EntityTooLarge():
             return error_response(413, f"the payload cannot be stored: {exc}")
-        case UnknownFunction() | InvalidKey():
-            return error_response(400, str(exc))
+        case InvalidRequest() | UnknownFunction():
+            return error_response(400, _short(exc))
         case InstanceNotFound():
             return error_response(404, str(exc))
         case InstanceFinished() | InstanceNotFailed():
             return error_response(410, str(exc))
-        case RewindRefused():
+        case RewindRefused() | InstanceAlreadyRunning():
             return error_response(409, str(exc))
-        case InstanceAlreadyRunning():
-            return error_response(409, str(exc))
+        case IdempotencyKeyReused():
+            # The IETF draft's answer to a key reused with another payload (draft-ietf-httpapi-
+            # idempotency-key-header, "Error Scenarios").
+            return error_response(422, str(exc))
         case StoreUnavailable():
             log.error("storage unavailable on %s %s: %s", request.method, request.path, exc)
             return error_response(503, f"storage is unavailable: {exc}")
-        case json.JSONDecodeError():
-            return error_response(400, f"the request body is not valid JSON: {exc}")
-        case UnicodeDecodeError():
-            return error_response(400, "the request is not valid UTF-8")
-        case ValueError():
-            # Bad ids, names, JSON, UTF-8, times, tokens: the request is wrong (UnicodeDecodeError and
-            # json.JSONDecodeError are ValueErrors).
-            return error_response(400, _short(exc))
-    log.error("unhandled error on %s %s", request.method, request.path, exc_info=exc)
-    return error_response(500, f"internal error ({type(exc).__name__}); see the host log")
+    error_id = uuid.uuid4().hex[:12]
+    log.error("unhandled error (error id %s) on %s %s", error_id, request.method, request.path, exc_info=exc)
+    return error_response(
+        500, f"internal error ({type(exc).__name__}, error id {error_id}); the host log has the details"
+    )
 
 
 def _short(exc: Exception) -> str:

@@ -28,7 +28,7 @@ def build_services(settings: Settings) -> Services:
     if settings.state_store == "memory":
         ledger = memory_ledger()
     else:
-        ledger = TableCallLedger(table_client(settings.storage_connection, FAKE_SERVICE_TABLE))
+        ledger = TableCallLedger(table_client(settings.storage, FAKE_SERVICE_TABLE))
     failures = settings.transient_failures
     return Services(
         ledger=ledger,

@@ -226,3 +226,6 @@ async def test_status_route(routes: dict[str, Any]) -> None:
     answer = json.loads(response.get_body())
     assert response.status_code == 200
     assert answer["runtimeStatus"] == "Running" and answer["customStatus"]["stage"] == "awaiting_approval"
+    # The management API's form of times (seconds, "Z"), not Python's isoformat "+00:00".
+    assert answer["createdTime"] == "2026-01-01T00:00:00Z"
+    assert answer["lastUpdatedTime"] is None

@@ -9,7 +9,7 @@ def test_nothing_configured_gives_offline_llm_and_azurite() -> None:
     settings = load_settings({})
     assert settings.llm == LLMSettings()
     assert settings.llm.provider == "offline"
-    assert settings.storage_connection == "UseDevelopmentStorage=true"
+    assert settings.storage.connection_string == "UseDevelopmentStorage=true"
     assert settings.state_store == "table"
     assert dict(settings.transient_failures) == {}
     assert (settings.approval_deadline_hours, settings.approval_reminder_hours) == (72.0, 24.0)

@@ -4,7 +4,7 @@ and azure-data-tables on Azurite), plus the fake services' idempotency and failu
 from __future__ import annotations
 
 import uuid
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
 
 import pytest
 
@@ -25,7 +25,13 @@ from shared.services import (
     TransientServiceError,
 )
 from shared.services.ledger import FAKE_SERVICE_TABLE
-from shared.tables import AZURITE_CONNECTION_STRING, expand_connection_string, table_client
+from shared.tables import (
+    AZURITE_CONNECTION_STRING,
+    async_table_client,
+    close_async_clients,
+    expand_connection_string,
+    table_client,
+)
 
 
 @pytest.fixture(params=["memory", pytest.param("table", marks=pytest.mark.azurite)])
@@ -38,12 +44,14 @@ def ledger(request: pytest.FixtureRequest) -> CallLedger:
 
 
 @pytest.fixture(params=["memory", pytest.param("table", marks=pytest.mark.azurite)])
-def approvals(request: pytest.FixtureRequest) -> ApprovalStore:
+async def approvals(request: pytest.FixtureRequest) -> AsyncIterator[ApprovalStore]:
     if request.param == "memory":
-        return InMemoryApprovalStore()
-    return TableApprovalStore(
-        table_client(request.getfixturevalue("azurite_connection_string"), APPROVALS_TABLE)
-    )
+        yield InMemoryApprovalStore()
+        return
+    # The async table client: the approval route runs on the worker's event loop.
+    client = await async_table_client(request.getfixturevalue("azurite_connection_string"), APPROVALS_TABLE)
+    yield TableApprovalStore(client)
+    await close_async_clients()  # this test's event loop ends
 
 
 def _unique() -> str:
@@ -54,22 +62,22 @@ def _decision(approval_id: str, approver: str = "alice", decision: str = "approv
     return ApprovalDecision(approval_id, approver, decision, "ok", "2026-01-01T00:00:00+00:00")
 
 
-def test_approval_recorded_once_and_original_returned(approvals: ApprovalStore) -> None:
+async def test_approval_recorded_once_and_original_returned(approvals: ApprovalStore) -> None:
     instance = _unique()
-    assert approvals.get(instance, "a1") is None
-    created, first = approvals.record(instance, _decision("a1"))
-    assert approvals.get(instance, "a1") == first
+    assert await approvals.get(instance, "a1") is None
+    created, first = await approvals.record(instance, _decision("a1"))
+    assert await approvals.get(instance, "a1") == first
     assert created and first.decision == _decision("a1") and not first.delivered
-    created, again = approvals.record(instance, _decision("a1", approver="mallory", decision="reject"))
+    created, again = await approvals.record(instance, _decision("a1", approver="mallory", decision="reject"))
     assert not created
     assert again.decision == _decision("a1")  # the original outcome, not the replayed body
-    approvals.mark_delivered(instance, "a1")
-    assert approvals.record(instance, _decision("a1"))[1].delivered
+    await approvals.mark_delivered(instance, "a1")
+    assert (await approvals.record(instance, _decision("a1")))[1].delivered
 
 
-def test_approval_ids_are_per_instance(approvals: ApprovalStore) -> None:
-    assert approvals.record(_unique(), _decision("same"))[0]
-    assert approvals.record(_unique(), _decision("same"))[0]
+async def test_approval_ids_are_per_instance(approvals: ApprovalStore) -> None:
+    assert (await approvals.record(_unique(), _decision("same")))[0]
+    assert (await approvals.record(_unique(), _decision("same")))[0]
 
 
 def test_ledger_counts_attempts_and_keeps_the_first_result(ledger: CallLedger) -> None:

@@ -9,7 +9,13 @@ import azure.durable_functions as df
 import pytest
 
 from durablehost.engine.history import EventType
-from durablehost.errors import InstanceAlreadyRunning, InstanceFinished, InstanceNotFound, UnknownFunction
+from durablehost.errors import (
+    IdempotencyKeyReused,
+    InstanceAlreadyRunning,
+    InstanceFinished,
+    InstanceNotFound,
+    UnknownFunction,
+)
 from durablehost.store import SqliteTableStore
 from durablehost.testing import DurableTestHost
 
@@ -173,7 +179,10 @@ async def test_idempotent_raise_is_delivered_once(basic_host: DurableTestHost) -
     instance_id = await basic_host.client.start_new("two_waits")
     await basic_host.run_until_idle()
     assert await basic_host.client.raise_event_raw(instance_id, "step", '"a"', idempotency_key="k1")
-    assert not await basic_host.client.raise_event_raw(instance_id, "step", '"a again"', idempotency_key="k1")
+    assert not await basic_host.client.raise_event_raw(instance_id, "step", '"a"', idempotency_key="k1")
+    # The key with another payload is not a repeat (test_idempotency_keys.py).
+    with pytest.raises(IdempotencyKeyReused):
+        await basic_host.client.raise_event_raw(instance_id, "step", '"a again"', idempotency_key="k1")
     await basic_host.run_until_idle()
     assert (await basic_host.client.get_status(instance_id)).runtime_status == Running
     assert await basic_host.client.raise_event_raw(instance_id, "step", '"b"', idempotency_key="k2")

@@ -23,9 +23,9 @@ async def test_commands_against_a_running_host(url: str) -> None:
     raised = run_cli("raise", "cli-1", "step", '{"n": 1}', "--url", url, "--idempotency-key", "once")
     assert raised.returncode == 0, raised.stderr
     again = run_cli("raise", "cli-1", "step", '{"n": 1}', "--url", url, "--idempotency-key", "once")
-    assert again.returncode == 0
+    assert again.returncode == 0 and "before with this idempotency key" in again.stdout, again.stdout
     bad = run_cli("raise", "cli-1", "step", "not json", "--url", url)
-    assert bad.returncode == 2 and "not JSON" in bad.stderr
+    assert bad.returncode == 2 and "not valid JSON" in bad.stderr
 
     history = run_cli("history", "cli-1", "--url", url)
     assert history.returncode == 0
@@ -49,3 +49,10 @@ def test_unreachable_host() -> None:
         port = free.getsockname()[1]
     result = run_cli("list", "--url", f"http://127.0.0.1:{port}")
     assert result.returncode == 3 and "is `durablehost start` running" in result.stderr
+
+
+def test_help_shows_plain_text() -> None:
+    shown = run_cli("--help")
+    assert shown.returncode == 0
+    assert "Exit codes of start: 0 stopped cleanly" in shown.stdout, shown.stdout
+    assert "``" not in shown.stdout  # the module docstring's reST markup

@@ -2,7 +2,10 @@
 
 Properties: never a 500 (the routes that can legitimately answer 500 are not generated), the process
 survives, and a rejected request (4xx/5xx) leaves the visible state — every instance's status, input,
-output, last update and the fixed instances' history lengths — exactly as it was. Bounded to ~20 s.
+output, last update and the fixed instances' history lengths — exactly as it was. The generated values
+include the edge rules' cases (deep and lone-surrogate bodies, times with something trailing, rebound
+``Host`` headers). Bounded to ~20 s; bench/fuzz_campaign.py runs 2,000 malformed requests per store
+against the stored rows themselves.
 """
 
 from __future__ import annotations
@@ -46,9 +49,21 @@ paths = st.builds(
 )
 query_keys = st.sampled_from(
     ["showHistory", "showHistoryOutput", "showInput", "top", "runtimeStatus", "createdTimeFrom",
-     "createdTimeTo", "instanceIdPrefix", "reason", "taskHub", "code", "pollingInterval"]
+     "createdTimeTo", "instanceIdPrefix", "reason", "taskHub", "code", "pollingInterval", "timeout",
+     "connection", "connectionName", "op", "recursive", "restartWithNewInstanceId",
+     "returnInternalServerErrorOnFailure", "RUNTIMESTATUS", "runtimeStatuss"]
 )  # fmt: skip
-queries = st.dictionaries(query_keys, st.text(max_size=16), max_size=4)
+# Values near the edge rules (query.py): times with something trailing, statuses, flags, numbers.
+query_values = st.one_of(
+    st.text(max_size=16),
+    st.sampled_from(
+        ["2024-01-01T00:00:00Z", "2024-01-01T00:00:00Z\x00", "2024-01-01T00:00:00.1234567+01:00",
+         "2024-01-01T00:00:00 01:00", "2024-02-30", "0001-01-01T00:00:00Z", "9999-12-31T23:59:59-01:00",
+         "2024-01-01", "Completed", "Completed,", "completed,Failed", "", "true", "True", "yes", "1",
+         "1e3", "0.5", "3600", "3601", "-1", "nan", "inf", "Storage", "Other", "HttpTestHub", "\x01"]
+    ),
+)  # fmt: skip
+queries = st.dictionaries(query_keys, query_values, max_size=4)
 header_text = st.text(alphabet=_PRINTABLE, min_size=0, max_size=40)
 headers = st.fixed_dictionaries(
     {},
@@ -58,6 +73,10 @@ headers = st.fixed_dictionaries(
         ),
         "Idempotency-Key": header_text,
         "x-ms-continuation-token": header_text,
+        # DNS rebinding and cross-site requests (browser.py).
+        "Host": st.sampled_from(["evil.example", "127.0.0.1", "localhost", "[::1]"]),
+        "Origin": st.sampled_from(["http://evil.example", "null"]),
+        "Sec-Fetch-Site": st.sampled_from(["cross-site", "same-origin", "none"]),
     },
 )
 json_values = st.recursive(
@@ -65,11 +84,23 @@ json_values = st.recursive(
     lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=5), inner, max_size=3),
     max_leaves=8,
 )
+
+def _nest(depth: int) -> str:
+    return "[" * depth + "]" * depth
+
+
+# Bodies at and past the edge rules (payloads.py): nesting, lone surrogates, numbers Python cannot read.
+edge_bodies = st.sampled_from(
+    [_nest(64).encode(), _nest(65).encode(), _nest(5000).encode(), json.dumps(_nest(900)).encode(),
+     json.dumps(_nest(901)).encode(), b'"\\ud800"', b'{"k": "\\udc00x"}', b'"\\ud83d\\ude00"',
+     b'"\xed\xa0\x80"', json.dumps(json.dumps("\ud800")).encode(), b"1" * 5000, b"\xef\xbb\xbf{}"]
+)  # fmt: skip
 bodies = st.one_of(
     st.none(),
     st.binary(max_size=64),
     json_values.map(lambda v: json.dumps(v).encode()),
     json_values.map(lambda v: json.dumps(json.dumps(v)).encode()),
+    edge_bodies,
 )
 methods = st.sampled_from(["GET", "POST", "DELETE", "PUT", "PATCH", "HEAD"])
 

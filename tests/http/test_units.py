@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 
+from durablehost.errors import InvalidRequest
 from durablehost.http.appconfig import ConfigError, apply_settings, read_host_json, read_local_settings
 from durablehost.http.management import start_input
 from durablehost.http.routes import RouteError, compile_route, match_route, sort_routes
@@ -48,9 +49,9 @@ def test_start_input_decoding() -> None:
     assert start_input(b'{"a": 1}') == '{"a": 1}'
     assert start_input(b'"plain text"') == '"plain text"'
     assert start_input(b"  ") is None
-    with pytest.raises(ValueError):
+    with pytest.raises(InvalidRequest, match="not valid JSON"):
         start_input(b"{nope")
-    with pytest.raises(ValueError):
+    with pytest.raises(InvalidRequest, match="UTF-8"):
         start_input(b"\xff")
 
 
