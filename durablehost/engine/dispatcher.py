@@ -716,6 +716,7 @@ class Dispatcher:
             await self.repo.insert_instance(record)
         except EntityAlreadyExists:
             return
+        await self.repo.publish(record)  # entities are listed from the instance index
 
     async def deliver(self, target: str, event: EventMessage) -> None:
         """Put an event into another instance's inbox (deduplicated by its idempotency key)."""
@@ -823,6 +824,7 @@ class Dispatcher:
             return
         self.episodes += 1
         state.record = updated
+        await self.repo.publish(updated)  # the index copy carries the state and lastOperationTime
         done = {e.row_key for e in batch}
         state.events = [e for e in state.events if e.row_key not in done]
         if state.events:

@@ -12,7 +12,8 @@ Choices where Azure's behaviour is not a good fit, or not implemented yet:
   would pull history from under a running orchestration).
 * ``rewind`` of an instance that did not fail answers 410 (as the extension does); a rewind that would
   move sequence ids (work scheduled after a retry chain ran out) answers 409 with the reason.
-* Listing entities (``GET entities/{name}``) answers 501: durablehost does not index entities yet.
+* Listing entities (``GET entities/{name}?fetchState&top&lastOperationTimeFrom&lastOperationTimeTo``,
+  continuation in ``x-ms-continuation-token``) answers as the extension does, from the instance index.
 * A ``taskHub`` query parameter naming another hub is refused with 400: this host serves one hub.
 * Beyond Azure: ``terminate?recursive=true`` also terminates the instance's running sub-orchestrations.
 * Beyond Azure: ``GET instances/{id}/export`` answers the instance's history as a replayable document
@@ -54,12 +55,8 @@ _RUNNING = {
     RuntimeStatus.CONTINUED_AS_NEW,
     RuntimeStatus.SUSPENDED,
 }
-_NOT_YET = "is not implemented by durablehost yet"
 MAX_WAIT_SECONDS = 3600.0
-
-
-class NotImplementedRoute(Exception):
-    """A route of the extension's API that the engine does not support yet: answered with 501."""
+DEFAULT_ENTITY_PAGE = 100  # the extension's EntityQuery.PageSize
 
 
 async def handle(request: web.Request, settings: ServerSettings, segments: list[str]) -> web.Response:
@@ -80,7 +77,7 @@ async def handle(request: web.Request, settings: ServerSettings, segments: list[
     if head == "entities" and len(rest) == 2:
         return await _only(request, "GET", "POST", "DELETE") or await entity(request, settings, *rest)
     if head == "entities" and len(rest) == 1:
-        raise NotImplementedRoute(f"listing entities {_NOT_YET}")
+        return await _only(request, "GET") or await list_entities(request, settings, rest[0])
     return _no_route(request)
 
 
@@ -381,6 +378,29 @@ async def purge_by_filter(request: web.Request, settings: ServerSettings) -> web
     if deleted == 0:
         return empty_response(404)
     return json_response(200, {"instancesDeleted": deleted})
+
+
+async def list_entities(request: web.Request, settings: ServerSettings, name: str) -> web.Response:
+    """One page of the entities named ``name`` (ext ``HandleListEntitiesRequestAsync``): ``top`` is the
+    page size (100), the continuation token comes and goes in ``x-ms-continuation-token``."""
+    query = request.query
+    top = DEFAULT_ENTITY_PAGE
+    if "top" in query:
+        if not query["top"].strip().isdigit() or not 1 <= int(query["top"]) <= MAX_PAGE_SIZE:
+            raise ValueError(f"top must be a whole number from 1 to {MAX_PAGE_SIZE}")
+        top = int(query["top"])
+    since = query.get("lastOperationTimeFrom")
+    until = query.get("lastOperationTimeTo")
+    entities, token = await settings.host.list_entities(
+        name,
+        fetch_state=_flag(request, "fetchState", False),
+        top=top,
+        last_operation_from=_parse_time(since, "lastOperationTimeFrom") if since else None,
+        last_operation_to=_parse_time(until, "lastOperationTimeTo") if until else None,
+        continuation=request.headers.get(CONTINUATION_HEADER) or None,
+    )
+    headers = {CONTINUATION_HEADER: token} if token else None
+    return json_response(200, entities, headers=headers)
 
 
 async def entity(request: web.Request, settings: ServerSettings, name: str, key: str) -> web.Response:
