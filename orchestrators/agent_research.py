@@ -32,7 +32,8 @@ from collections.abc import Generator, Mapping
 from typing import Any
 
 import azure.durable_functions as df
-from agents import Agent, Runner, RunResult, set_tracing_disabled
+from agents import Agent, RunResult, set_tracing_disabled
+from azure.durable_functions.openai_agents.runner import DurableOpenAIRunner
 
 from activities.agent_tools import research_topic
 from orchestrators._approval import ApprovalPolicy, await_approval, log_once
@@ -63,6 +64,7 @@ PUBLICATION_CHANNEL = "research-reports@example.com"
 MODEL_RETRY = df.RetryOptions(first_retry_interval_in_milliseconds=2000, max_number_of_attempts=5)
 PLANNER = "agent_planner_orchestrator"
 RESEARCHER = "agent_researcher_orchestrator"
+MODEL_ACTIVITY = "run_model"  # the name the integration schedules model calls under
 WRITER = "agent_writer_orchestrator"
 
 
@@ -85,6 +87,17 @@ def parse_agent_research_input(raw: Any) -> dict[str, Any]:
         "approvers": str(data.get("approvers") or "approvers@example.com"),
         "retry": dict(as_mapping(data.get("retry", {}), "retry")),
     }
+
+
+def run_agent(context: Any, agent: Agent[Any], message: str) -> RunResult:
+    """Run ``agent`` durably in this orchestrator: each model call is the ``run_model`` activity.
+
+    The integration's samples call ``Runner.run_sync``, which uses the runner the decorator stored in a
+    process-wide global (``set_default_agent_runner``); agent orchestrators running at the same time on
+    the worker's threads (a fan-out of agents) then pick up each other's runner and schedule their model
+    calls in the wrong orchestration. A runner bound to this episode's own context avoids the global.
+    """
+    return DurableOpenAIRunner(context=context, activity_name=MODEL_ACTIVITY).run_sync(agent, message)
 
 
 def _tokens(result: RunResult) -> int:
@@ -191,7 +204,7 @@ def agent_planner_orchestrator(context: Any) -> dict[str, Any]:
     """The planner agent on ``{"topic", "num_queries"}``: ``{"queries", "tokens"}``."""
     request = as_mapping(context.get_input(), "input")
     planner = Agent(name="Planner", instructions=PLANNER_INSTRUCTIONS, output_type=ResearchPlan)
-    result = Runner.run_sync(planner, json.dumps(dict(request)))
+    result = run_agent(context, planner, json.dumps(dict(request)))
     return {"queries": result.final_output_as(ResearchPlan).queries, "tokens": _tokens(result)}
 
 
@@ -203,7 +216,7 @@ def agent_researcher_orchestrator(context: Any) -> dict[str, Any]:
     item = as_mapping(context.get_input(), "input")
     tool = context.create_activity_tool(research_topic, retry_options=retry_options(item))
     researcher = Agent(name="Researcher", instructions=RESEARCHER_INSTRUCTIONS, tools=[tool])
-    result = Runner.run_sync(researcher, str(item["query"]))
+    result = run_agent(context, researcher, str(item["query"]))
     return {
         "index": item["index"],
         "query": item["query"],
@@ -219,5 +232,5 @@ def agent_writer_orchestrator(context: Any) -> dict[str, Any]:
     "tokens"}``."""
     request = as_mapping(context.get_input(), "input")
     writer = Agent(name="Writer", instructions=WRITER_INSTRUCTIONS, output_type=ResearchReport)
-    result = Runner.run_sync(writer, json.dumps(dict(request)))
+    result = run_agent(context, writer, json.dumps(dict(request)))
     return {"report": result.final_output_as(ResearchReport).model_dump(), "tokens": _tokens(result)}

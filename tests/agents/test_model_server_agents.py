@@ -16,15 +16,19 @@ from agents import (
     function_tool,
     set_tracing_disabled,
 )
+from agents.run import set_default_agent_runner
 from pydantic import BaseModel
 
 from durablehost.testing import ModelServer, handoff, structured, text, tool_call
 
 
 @pytest.fixture(autouse=True)
-def no_tracing() -> Iterator[None]:
-    # The default trace exporter posts to the public API; nothing here may leave the machine.
+def plain_agents() -> Iterator[None]:
+    # The default trace exporter posts to the public API; nothing here may leave the machine. And the
+    # Durable Functions integration replaces the process-wide default runner in every agent episode
+    # run in this process (tests/agents/test_openai_agents_durable.py): put the plain one back.
     set_tracing_disabled(True)
+    set_default_agent_runner(None)
     yield
 
 

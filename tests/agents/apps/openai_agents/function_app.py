@@ -6,7 +6,8 @@ import json
 
 import azure.durable_functions as df
 import azure.functions as func
-from agents import Agent, Runner, set_default_openai_client, set_tracing_disabled
+from agents import Agent, set_default_openai_client, set_tracing_disabled
+from azure.durable_functions.openai_agents.runner import DurableOpenAIRunner
 from openai import AsyncOpenAI
 
 # The client's own retries are off, so a 429 fails the run_model activity and the integration's
@@ -16,6 +17,12 @@ set_tracing_disabled(True)
 
 app = df.DFApp(http_auth_level=func.AuthLevel.ANONYMOUS)
 MODEL_RETRY = df.RetryOptions(first_retry_interval_in_milliseconds=1000, max_number_of_attempts=3)
+
+
+def run_sync(context, agent, message):
+    # Not Runner.run_sync as the samples write it: that uses a process-wide runner which concurrent
+    # agent episodes on worker threads overwrite (see orchestrators/agent_research.py in the agent app).
+    return DurableOpenAIRunner(context=context, activity_name="run_model").run_sync(agent, message)
 
 
 @app.activity_trigger(input_name="city")
@@ -28,7 +35,7 @@ def get_weather(city: str) -> str:
 @app.durable_openai_agent_orchestrator(model_retry_options=MODEL_RETRY)
 def hello_agent(context):
     agent = Agent(name="Assistant", instructions="You only respond in haikus.", model="gpt-test")
-    return Runner.run_sync(agent, context.get_input() or "Tell me about recursion").final_output
+    return run_sync(context, agent, context.get_input() or "Tell me about recursion").final_output
 
 
 @app.orchestration_trigger(context_name="context")
@@ -40,7 +47,7 @@ def weather_agent(context):
         model="gpt-test",
         tools=[context.create_activity_tool(get_weather, retry_options=None)],
     )
-    return Runner.run_sync(agent, "What is the weather in Oslo?").final_output
+    return run_sync(context, agent, "What is the weather in Oslo?").final_output
 
 
 @app.orchestration_trigger(context_name="context")
@@ -48,7 +55,7 @@ def weather_agent(context):
 def triage_agent(context):
     spanish = Agent(name="Spanish Agent", instructions="You only speak Spanish.", model="gpt-test")
     triage = Agent(name="Triage", instructions="Hand off by language.", model="gpt-test", handoffs=[spanish])
-    result = Runner.run_sync(triage, "Hola, ¿cómo estás?")
+    result = run_sync(context, triage, "Hola, ¿cómo estás?")
     return {"answer": result.final_output, "agent": result.last_agent.name}
 
 
