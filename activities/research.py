@@ -44,14 +44,13 @@ def plan_research_queries(payload: dict) -> dict[str, Any]:
     return {"queries": queries[: int(payload["num_queries"])], "tokens": tokens}
 
 
-@bp.activity_trigger(input_name="payload")
-def research_query(payload: dict) -> dict[str, Any]:
-    """Research ``{"index", "topic", "query"}``; returns status ``ok`` with findings, or ``failed`` with
-    the error for non-retryable LLM failures (see the module docstring)."""
-    base = {"index": payload["index"], "query": payload["query"]}
+def research_one(index: int, topic: str, query: str) -> dict[str, Any]:
+    """One query's findings: status ``ok`` with findings, sources and tokens, or ``failed`` with the error
+    for non-retryable LLM failures (see the module docstring). Transient failures raise."""
+    base = {"index": index, "query": query}
     try:
         answer, tokens = complete_json(
-            llm_client(), "research", RESEARCH_SYSTEM, {"topic": payload["topic"], "query": payload["query"]}
+            llm_client(), "research", RESEARCH_SYSTEM, {"topic": topic, "query": query}
         )
         findings = answer.get("findings")
         if not isinstance(findings, str):
@@ -60,6 +59,12 @@ def research_query(payload: dict) -> dict[str, Any]:
         return {**base, "status": "failed", "error": f"{type(exc).__name__}: {exc}", "tokens": 0}
     sources = [str(s) for s in answer.get("sources", []) if isinstance(s, str)]
     return {**base, "status": "ok", "findings": findings, "sources": sources, "tokens": tokens}
+
+
+@bp.activity_trigger(input_name="payload")
+def research_query(payload: dict) -> dict[str, Any]:
+    """Research ``{"index", "topic", "query"}`` (see :func:`research_one`)."""
+    return research_one(int(payload["index"]), str(payload["topic"]), str(payload["query"]))
 
 
 @bp.activity_trigger(input_name="payload")

@@ -7,9 +7,18 @@ those names. HTTP routes need a function key (``AuthLevel.FUNCTION``) since they
 import azure.durable_functions as df
 import azure.functions as func
 
-from activities import agent, booking, classification, notifications, request_actions, research
+from activities import (
+    agent,
+    agent_model,
+    agent_tools,
+    booking,
+    classification,
+    notifications,
+    request_actions,
+    research,
+)
 from function_app import approvals, starters, status
-from orchestrators import agent_budget, request_approval
+from orchestrators import agent_budget, agent_research, request_approval
 from orchestrators import booking as booking_saga
 from orchestrators import research as research_flow
 
@@ -21,6 +30,7 @@ for blueprint in (
     research_flow.bp,
     booking_saga.bp,
     agent_budget.bp,
+    agent_research.bp,
     # activities
     classification.bp,
     notifications.bp,
@@ -28,6 +38,8 @@ for blueprint in (
     research.bp,
     booking.bp,
     agent.bp,
+    agent_model.bp,
+    agent_tools.bp,
     # HTTP triggers
     starters.bp,
     approvals.bp,

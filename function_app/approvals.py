@@ -27,14 +27,15 @@ import azure.functions as func
 from azure.durable_functions.models.OrchestrationRuntimeStatus import OrchestrationRuntimeStatus
 
 from function_app._http import BadRequest, json_response, problem, read_json_object
-from orchestrators.request_approval import APPROVAL_EVENT
+from orchestrators._approval import APPROVAL_EVENT
 from shared.approvals import ApprovalDecision, approval_store
 from shared.settings import load_settings
 
 bp = df.Blueprint(http_auth_level=func.AuthLevel.FUNCTION)
 logger = logging.getLogger(__name__)
 
-APPROVAL_ORCHESTRATOR = "request_approval_orchestrator"
+# The workflows that wait for approvals (orchestrators._approval).
+APPROVAL_ORCHESTRATORS = ("request_approval_orchestrator", "agent_research_orchestrator")
 # Table storage forbids / \ # ? and control characters in row keys; the id becomes the RowKey.
 _APPROVAL_ID = re.compile(r"^[A-Za-z0-9._:@-]{1,128}$")
 _FINISHED = {
@@ -78,7 +79,7 @@ def _not_awaiting(instance_id: str, status: df.DurableOrchestrationStatus) -> fu
     clock: the orchestrator's durable timer is the authority (and under a test host's virtual clock
     the wall clock says nothing about the instance's time).
     """
-    if status.name != APPROVAL_ORCHESTRATOR:
+    if status.name not in APPROVAL_ORCHESTRATORS:
         return problem(409, f"instance {instance_id} is a {status.name} run, which takes no approvals")
     runtime = status.runtime_status
     custom = status.custom_status if isinstance(status.custom_status, dict) else {}

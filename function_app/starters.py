@@ -14,6 +14,7 @@ import azure.functions as func
 from function_app._http import BadRequest, problem, read_json_object
 from orchestrators._inputs import InputError
 from orchestrators.agent_budget import parse_agent_input
+from orchestrators.agent_research import parse_agent_research_input
 from orchestrators.booking import parse_booking_input
 from orchestrators.request_approval import ApprovalWorkflowInput
 from orchestrators.research import parse_research_input
@@ -93,6 +94,27 @@ def agent_workflow_input(body: dict[str, Any], settings: Settings) -> dict[str, 
     return data
 
 
+def agent_research_workflow_input(body: dict[str, Any], settings: Settings) -> dict[str, Any]:
+    """Orchestration input for ``POST /api/agent-research``: ``topic``, optional ``num_queries`` and
+    ``approval`` overrides (``deadline_hours``, ``reminder_interval_hours``, ``approvers``)."""
+    unknown = sorted(set(body) - {"topic", "num_queries", "approval"})
+    if unknown:
+        raise BadRequest(f"unknown fields {unknown}; allowed: ['topic', 'num_queries', 'approval']")
+    overrides = body.get("approval", {})
+    allowed = {"deadline_hours", "reminder_interval_hours", "approvers"}
+    if not isinstance(overrides, dict) or set(overrides) - allowed:
+        raise BadRequest(f"approval must be an object with some of {sorted(allowed)}")
+    data = {
+        "topic": body.get("topic"),
+        "num_queries": body.get("num_queries", 3),
+        "deadline_hours": settings.approval_deadline_hours,
+        "reminder_interval_hours": settings.approval_reminder_hours,
+        **overrides,
+    }
+    parse_agent_research_input(data)
+    return data
+
+
 WorkflowInputBuilder = Callable[[dict[str, Any], Settings], dict[str, Any]]
 
 
@@ -146,3 +168,12 @@ async def start_agent_workflow(
 ) -> func.HttpResponse:
     """``POST /api/agent-runs``: start ``agent_run_orchestrator``."""
     return await _start(req, client, "agent_run_orchestrator", agent_workflow_input)
+
+
+@bp.route(route="agent-research", methods=["POST"])
+@bp.durable_client_input(client_name="client")
+async def start_agent_research_workflow(
+    req: func.HttpRequest, client: df.DurableOrchestrationClient
+) -> func.HttpResponse:
+    """``POST /api/agent-research``: start ``agent_research_orchestrator``."""
+    return await _start(req, client, "agent_research_orchestrator", agent_research_workflow_input)

@@ -20,34 +20,27 @@ An approval id seen before is ignored; so is a malformed event (logged). One ``r
 from __future__ import annotations
 
 import json
-import logging
 from collections.abc import Generator, Mapping
 from dataclasses import dataclass
-from datetime import timedelta
 from typing import Any
 
 import azure.durable_functions as df
 
-from orchestrators._failures import failure_reason
-from orchestrators._inputs import InputError, as_mapping, choice, integer, iso, number, retry_options, text
+from orchestrators._approval import (
+    APPROVAL_EVENT,
+    ApprovalPolicy,
+    await_approval,
+    log_once,
+    parse_approval_event,
+)
+from orchestrators._inputs import InputError, as_mapping, choice, integer, number, retry_options, text
 from shared.idempotency import idempotency_key
 
 bp = df.Blueprint()
-logger = logging.getLogger(__name__)
 
-APPROVAL_EVENT = "approval"
+__all__ = ["APPROVAL_EVENT", "ApprovalWorkflowInput", "parse_approval_event", "request_approval_orchestrator"]
+
 EXPIRY_POLICIES = ("reject", "escalate")
-DECISIONS = ("approve", "reject")
-# The SDK re-delivers an event raised before any wait to every later wait (df-host-protocol §3,
-# surprise 5); if that event is a duplicate or malformed, each new wait resolves at once with it again.
-# Bounding the ignored events turns that endless loop into a clear failure.
-MAX_IGNORED_EVENTS = 50
-STALE_EVENT_MESSAGE = (
-    f"more than {MAX_IGNORED_EVENTS} duplicate or malformed approval events: either a client is "
-    "misbehaving or the Durable Functions Python SDK keeps re-delivering an event raised before the "
-    "orchestrator was waiting; raise approvals only while the custom status stage is awaiting_approval "
-    "(POST /api/approvals/{instanceId} enforces this)"
-)
 
 
 @dataclass(frozen=True)
@@ -82,125 +75,15 @@ class ApprovalWorkflowInput:
             retry=retry_options(data),
         )
 
-
-def parse_approval_event(raw: Any) -> dict[str, str] | None:
-    """The approval event as a dict, from a dict or its JSON text; None if it is not a valid decision."""
-    if isinstance(raw, str):
-        try:
-            raw = json.loads(raw)
-        except json.JSONDecodeError:
-            return None
-    if not isinstance(raw, Mapping):
-        return None
-    approval_id, approver, decision = raw.get("approval_id"), raw.get("approver"), raw.get("decision")
-    if not (isinstance(approval_id, str) and approval_id and isinstance(approver, str) and approver):
-        return None
-    if decision not in DECISIONS:
-        return None
-    return {
-        "approval_id": approval_id,
-        "approver": approver,
-        "decision": str(decision),
-        "comment": str(raw.get("comment") or ""),
-        "decided_at": str(raw.get("decided_at") or ""),
-    }
-
-
-@dataclass
-class _Wait:
-    """What the approval wait produced."""
-
-    approvals: list[dict[str, str]]
-    rejection: dict[str, str] | None
-    reminders_sent: int
-    expired: bool
-
-
-def _log(context: df.DurableOrchestrationContext, message: str, *args: Any) -> None:
-    if not context.is_replaying:
-        logger.info("[%s] " + message, context.instance_id, *args)
-
-
-def _await_approval(
-    context: df.DurableOrchestrationContext, params: ApprovalWorkflowInput, classification: Mapping[str, Any]
-) -> Generator[Any, Any, _Wait]:
-    """Race approval events against the deadline, sending reminders on schedule; cancel the timers when
-    the wait ends. Use with ``yield from``."""
-    since = context.current_utc_datetime
-    deadline = since + timedelta(hours=params.deadline_hours)
-    interval = timedelta(hours=params.reminder_interval_hours)
-    deadline_timer = context.create_timer(deadline)
-    next_reminder = since + interval
-    reminder_timer = context.create_timer(next_reminder) if next_reminder < deadline else None
-    approval_task = context.wait_for_external_event(APPROVAL_EVENT)
-    seen: set[str] = set()  # rebuilt identically by replay, so no external store is needed
-    ignored = 0
-    result = _Wait(approvals=[], rejection=None, reminders_sent=0, expired=False)
-
-    def set_waiting_status() -> None:
-        context.set_custom_status(
-            {
-                "stage": "awaiting_approval",
-                "since": iso(since),
-                "deadline": iso(deadline),
-                "intent": classification["intent"],
-                "approvals": len(result.approvals),
-                "required_approvals": params.required_approvals,
-                "reminders_sent": result.reminders_sent,
-            }
+    @property
+    def policy(self) -> ApprovalPolicy:
+        return ApprovalPolicy(
+            deadline_hours=self.deadline_hours,
+            reminder_interval_hours=self.reminder_interval_hours,
+            required_approvals=self.required_approvals,
+            approvers=self.approvers,
+            retry=self.retry,
         )
-
-    set_waiting_status()
-    while True:
-        pending = [approval_task, deadline_timer] + ([reminder_timer] if reminder_timer else [])
-        winner = yield context.task_any(pending)
-        if winner is deadline_timer:
-            result.expired = True
-            break
-        if winner is reminder_timer:
-            result.reminders_sent += 1
-            yield from _send_reminder(context, params, result.reminders_sent, deadline)
-            next_reminder += interval
-            reminder_timer = context.create_timer(next_reminder) if next_reminder < deadline else None
-            set_waiting_status()
-            continue
-        event = parse_approval_event(approval_task.result)
-        if event is None or event["approval_id"] in seen:
-            ignored += 1
-            if ignored > MAX_IGNORED_EVENTS:
-                raise RuntimeError(STALE_EVENT_MESSAGE)
-            _log(context, "ignoring approval event %r: malformed or already seen", approval_task.result)
-        else:
-            seen.add(event["approval_id"])
-            if event["decision"] == "reject":
-                result.rejection = event
-                break
-            result.approvals.append(event)
-            if len(result.approvals) >= params.required_approvals:
-                break
-            set_waiting_status()
-        approval_task = context.wait_for_external_event(APPROVAL_EVENT)
-    for timer in (deadline_timer, reminder_timer):
-        if timer is not None and not timer.is_completed:
-            timer.cancel()
-    return result
-
-
-def _send_reminder(
-    context: df.DurableOrchestrationContext, params: ApprovalWorkflowInput, number_: int, deadline: Any
-) -> Generator[Any, Any, None]:
-    """Send reminder ``number_``; a reminder that still fails after retries is logged and skipped, since
-    a missed reminder must not decide the request."""
-    message = {
-        "key": idempotency_key(context.instance_id, f"reminder-{number_}"),
-        "recipient": params.approvers,
-        "subject": f"Reminder {number_}: approval needed for request {context.instance_id}",
-        "body": f"Please approve or reject before {iso(deadline)}.",
-    }
-    try:
-        yield context.call_activity_with_retry("send_notification", params.retry, message)
-    except Exception as exc:  # logged; the wait goes on without this reminder
-        _log(context, "reminder %d failed: %s", number_, failure_reason(exc))
 
 
 @bp.orchestration_trigger(context_name="context")
@@ -236,19 +119,19 @@ def request_approval_orchestrator(
         "reminders_sent": 0,
     }
     if classification["needs_approval"]:
-        wait = yield from _await_approval(context, params, classification)
+        wait = yield from await_approval(context, params.policy, {"intent": classification["intent"]})
         output.update(approvals=wait.approvals, rejection=wait.rejection, reminders_sent=wait.reminders_sent)
         if wait.rejection is not None:
             context.set_custom_status(
                 {"stage": "rejected", "by": wait.rejection["approver"], "comment": wait.rejection["comment"]}
             )
-            _log(context, "rejected by %s", wait.rejection["approver"])
+            log_once(context, "rejected by %s", wait.rejection["approver"])
             return {**output, "outcome": "rejected"}
         if wait.expired:
             return (yield from _expire(context, params, output))
         approved_by = [a["approver"] for a in wait.approvals]
         context.set_custom_status({"stage": "approved", "by": approved_by})
-        _log(context, "approved by %s", ", ".join(approved_by))
+        log_once(context, "approved by %s", ", ".join(approved_by))
     action = yield context.call_activity_with_retry(
         "perform_request_action",
         params.retry,
@@ -268,7 +151,7 @@ def _expire(
 ) -> Generator[Any, Any, dict[str, Any]]:
     """Apply the expiry policy: ``reject`` ends the request, ``escalate`` notifies the escalation contact."""
     context.set_custom_status({"stage": "expired", "policy": params.expiry_policy})
-    _log(context, "approval deadline passed; policy %s", params.expiry_policy)
+    log_once(context, "approval deadline passed; policy %s", params.expiry_policy)
     if params.expiry_policy == "escalate":
         yield context.call_activity_with_retry(
             "send_notification",

@@ -14,6 +14,8 @@ for tables. Invalid values raise :class:`SettingsError` naming the variable and 
 * ``LLM_MAX_RETRIES``: retries after a 429/5xx/timeout, honouring ``Retry-After``. Default 3.
 * ``LLM_MAX_RETRY_AFTER_SECONDS``: longest ``Retry-After`` honoured; a longer one fails the call.
   Default 60.
+* ``LLM_AGENTS_API``: what the durable agents (``POST /api/agent-research``) call: ``responses`` (the
+  Responses API, default) or ``chat`` (Chat Completions, for endpoints without Responses).
 * ``AzureWebJobsStorage``: storage for the approval and fake-service tables. Default
   ``UseDevelopmentStorage=true`` (Azurite).
 * ``APP_STATE_STORE``: ``table`` (azure-data-tables on AzureWebJobsStorage, the default) or ``memory``
@@ -38,6 +40,7 @@ from dataclasses import dataclass, field
 from shared.storage import StorageAccount, StorageSettingsError, storage_account
 
 LLM_PROVIDERS = ("offline", "openai", "azure")
+AGENTS_APIS = ("responses", "chat")
 STATE_STORES = ("table", "memory")
 EXPIRY_POLICIES = ("reject", "escalate")
 
@@ -58,6 +61,7 @@ class LLMSettings:
     timeout_seconds: float = 30.0
     max_retries: int = 3
     max_retry_after_seconds: float = 60.0
+    agents_api: str = "responses"
 
 
 @dataclass(frozen=True)
@@ -154,6 +158,7 @@ def _llm_settings(env: Mapping[str, str]) -> LLMSettings:
         max_retry_after_seconds=_number(
             env, "LLM_MAX_RETRY_AFTER_SECONDS", defaults.max_retry_after_seconds, 0
         ),
+        agents_api=_choice(env, "LLM_AGENTS_API", defaults.agents_api, AGENTS_APIS),
     )
 
 

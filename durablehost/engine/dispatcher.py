@@ -137,7 +137,14 @@ class Dispatcher:
             outage=self.outage,
         )
         self.entities = Entities(
-            repo, functions, self.user, clock, batch_size=options.entity_batch_size, deliver=self.deliver
+            repo,
+            functions,
+            self.user,
+            clock,
+            batch_size=options.entity_batch_size,
+            deliver=self.deliver,
+            publish=control.publish,
+            mark_active=lambda instance_id: control.mark_active(self.partition(instance_id), instance_id),
         )
         self.failures = EpisodeFailures(
             attempts=options.machinery_attempts,
@@ -775,6 +782,7 @@ class Dispatcher:
             return
         self.episodes += 1
         state.record = updated
+        self.spawn(self.entities.publish(updated))
         done = {e.row_key for e in batch}
         state.events = [e for e in state.events if e.row_key not in done]
         if self.entities.batch_of(state):

@@ -33,6 +33,7 @@ from durablehost.functions.workers import UserCode
 log = logging.getLogger("durablehost.entities")
 
 Deliver = Callable[[str, EventMessage], Awaitable[object]]
+_KNOWN_LIMIT = 100_000
 
 
 def split_entity_id(entity_id: str) -> tuple[str, str]:
@@ -86,6 +87,8 @@ class Entities:
         *,
         batch_size: int,
         deliver: Deliver,
+        publish: Callable[[InstanceRecord], Awaitable[None]],
+        mark_active: Callable[[str], Awaitable[None]],
     ) -> None:
         self._repo = repo
         self._functions = functions
@@ -93,11 +96,17 @@ class Entities:
         self._clock = clock
         self._batch_size = batch_size
         self._deliver = deliver
+        # Entity rows go into the instance index too, which `GET entities/{name}` lists.
+        self.publish = publish
+        self._mark_active = mark_active
+        self._known: set[str] = set()  # entities this process created or found existing (bounded)
 
     async def ensure(self, entity_id: str) -> None:
         """Create an entity's instance row on first use (protocol §7: entities exist implicitly)."""
         name, _key = split_entity_id(entity_id)
         entity = self._functions.entity(name)
+        if entity_id in self._known:
+            return
         now = self._clock.now()
         record = InstanceRecord(
             instance_id=entity_id,
@@ -107,10 +116,21 @@ class Entities:
             created_time=now,
             last_updated_time=now,
         )
+        # Marked active before its row exists, like an orchestration (recovery finds its inbox after a
+        # crash); an entity never finishes, so the marker stays.
+        await self._mark_active(entity_id)
         try:
             await self._repo.insert_instance(record)
         except EntityAlreadyExists:
+            self._remember(entity_id)
             return
+        await self.publish(record)
+        self._remember(entity_id)
+
+    def _remember(self, entity_id: str) -> None:
+        if len(self._known) >= _KNOWN_LIMIT:
+            self._known.clear()
+        self._known.add(entity_id)
 
     async def send_request(self, sender: str, task: TaskRecord) -> None:
         """Deliver an orchestration's call or signal; a call to an unknown entity gets an error answer."""

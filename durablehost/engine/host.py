@@ -469,10 +469,51 @@ class DurableHost:
         records, token = await self.control.query_records(
             where, prefix=prefix, page_size=page_size, continuation=continuation
         )
+        # Entities share the index (their ids start with '@'); they are listed by list_entities.
+        records = [r for r in records if not r.is_entity]
         if runtime_status:
             wanted = set(runtime_status)
             records = [r for r in records if r.status in wanted]
         return records, token
+
+    async def list_entities(
+        self,
+        name: str,
+        *,
+        fetch_state: bool = False,
+        top: int = 100,
+        last_operation_from: datetime | None = None,
+        last_operation_to: datetime | None = None,
+        continuation: str | None = None,
+    ) -> tuple[list[dict[str, Any]], str | None]:
+        """One page of the existing entities named ``name``, and the next page's continuation token.
+
+        Shaped like the extension's answer to ``GET entities/{name}`` (``HttpApiHandler.
+        HandleListEntitiesRequestAsync``, a list of ``DurableEntityStatus``): ``{"entityId": {"name",
+        "key"}, "lastOperationTime"}`` plus ``"state"`` (the state's JSON value) with ``fetch_state``.
+        Read from the instance index, where entity rows (ids ``@name@key``) are published when created
+        and after every batch; deleted entities are not listed.
+        """
+        prefix = entity_instance_id(name, "")
+        where = [Condition("EntityExists", "eq", True)]
+        if last_operation_from is not None:
+            where.append(Condition("LastUpdatedTime", "ge", last_operation_from))
+        if last_operation_to is not None:
+            where.append(Condition("LastUpdatedTime", "le", last_operation_to))
+        records, token = await self.control.query_records(
+            where, prefix=prefix, page_size=top, continuation=continuation
+        )
+        entities: list[dict[str, Any]] = []
+        for record in records:
+            entity_name, _, key = record.instance_id[1:].partition("@")
+            status: dict[str, Any] = {
+                "entityId": {"name": entity_name, "key": key},
+                "lastOperationTime": _seconds(record.last_updated_time),
+            }
+            if fetch_state:
+                status["state"] = json.loads(record.entity_state) if record.entity_state else None
+            entities.append(status)
+        return entities, token
 
     async def state_of(self, instance_id: str) -> InstanceState | None:
         """The instance as this process knows it: its cached state, else as stored (not cached)."""

@@ -12,7 +12,8 @@ Choices where Azure's behaviour is not a good fit, or not implemented yet:
   would pull history from under a running orchestration).
 * ``rewind`` of an instance that did not fail answers 410 (as the extension does); a rewind that would
   move sequence ids (work scheduled after a retry chain ran out) answers 409 with the reason.
-* Listing entities (``GET entities/{name}``) answers 501: durablehost does not index entities yet.
+* Listing entities (``GET entities/{name}?fetchState&top&lastOperationTimeFrom&lastOperationTimeTo``,
+  continuation in ``x-ms-continuation-token``) answers as the extension does, from the instance index.
 * A ``taskHub`` query parameter naming another hub, or a ``connection``/``connectionName`` other than
   ``Storage``/``AzureWebJobsStorage``, is refused with 400: this host serves one hub on one store.
 * Bodies and query parameters are checked strictly (payloads.py, query.py; a purge by filter refuses
@@ -65,15 +66,11 @@ _RUNNING = {
     RuntimeStatus.CONTINUED_AS_NEW,
     RuntimeStatus.SUSPENDED,
 }
-_NOT_YET = "is not implemented by durablehost yet"
 MAX_WAIT_SECONDS = 3600.0
 # The names the durable client's `connection`/`connectionName` may give for the one store served here.
 _CONNECTIONS = frozenset({CONNECTION_NAME.lower(), "azurewebjobsstorage"})
 _FILTER_PURGE = ("createdTimeFrom", "createdTimeTo", "runtimeStatus")
-
-
-class NotImplementedRoute(Exception):
-    """A route of the extension's API that the engine does not support yet: answered with 501."""
+DEFAULT_ENTITY_PAGE = 100  # the extension's EntityQuery.PageSize
 
 
 async def handle(request: web.Request, settings: ServerSettings, segments: list[str]) -> web.Response:
@@ -102,7 +99,7 @@ async def handle(request: web.Request, settings: ServerSettings, segments: list[
     if head == "entities" and len(rest) == 2:
         return await _only(request, "GET", "POST", "DELETE") or await entity(request, query, settings, *rest)
     if head == "entities" and len(rest) == 1:
-        raise NotImplementedRoute(f"listing entities {_NOT_YET}")
+        return await _only(request, "GET") or await list_entities(request, query, settings, rest[0])
     return _no_route(request)
 
 
@@ -370,6 +367,28 @@ async def purge_by_filter(query: Query, settings: ServerSettings) -> web.Respons
     if deleted == 0:
         return empty_response(404)
     return json_response(200, {"instancesDeleted": deleted})
+
+
+async def list_entities(
+    request: web.Request, query: Query, settings: ServerSettings, name: str
+) -> web.Response:
+    """One page of the entities named ``name`` (ext ``HandleListEntitiesRequestAsync``): ``top`` is the
+    page size (100), the continuation token comes and goes in ``x-ms-continuation-token``."""
+    top = query.whole_number("top", 1, MAX_PAGE_SIZE) or DEFAULT_ENTITY_PAGE
+    try:
+        entities, token = await settings.host.list_entities(
+            name,
+            fetch_state=query.flag("fetchState", False),
+            top=top,
+            last_operation_from=query.time("lastOperationTimeFrom"),
+            last_operation_to=query.time("lastOperationTimeTo"),
+            continuation=request.headers.get(CONTINUATION_HEADER) or None,
+        )
+    except InvalidValue as exc:
+        # Every other input was checked above: the store refused the caller's token.
+        raise InvalidRequest(f"the {CONTINUATION_HEADER} header is not a token this host issued") from exc
+    headers = {CONTINUATION_HEADER: token} if token else None
+    return json_response(200, entities, headers=headers)
 
 
 async def entity(

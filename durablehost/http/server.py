@@ -92,10 +92,7 @@ async def _route(
             presented_key(request.query, request.headers)
         ):
             return error_response(401, "the management API needs a key (code= or the x-functions-key header)")
-        try:
-            return await management.handle(request, settings, segments)
-        except management.NotImplementedRoute as exc:
-            return error_response(501, str(exc))
+        return await management.handle(request, settings, segments)
     if rpc_only:
         return error_response(404, "this local listener serves the management API only")
     page = viewer.viewer_path(request.path)

@@ -17,6 +17,10 @@ ORCHESTRATORS = {
     "research_chunk_orchestrator",
     "booking_saga_orchestrator",
     "agent_run_orchestrator",
+    "agent_research_orchestrator",
+    "agent_planner_orchestrator",
+    "agent_researcher_orchestrator",
+    "agent_writer_orchestrator",
 }
 ACTIVITIES = {
     "classify_request",
@@ -32,12 +36,15 @@ ACTIVITIES = {
     "refund_payment",
     "plan_agent_actions",
     "execute_agent_action",
+    "run_model",
+    "research_topic",
 }
 HTTP_ROUTES = {
     "start_request_workflow": ("requests", ["POST"]),
     "start_research_workflow": ("research", ["POST"]),
     "start_booking_workflow": ("bookings", ["POST"]),
     "start_agent_workflow": ("agent-runs", ["POST"]),
+    "start_agent_research_workflow": ("agent-research", ["POST"]),
     "submit_approval": ("approvals/{instanceId}", ["POST"]),
     "workflow_status": ("status/{instanceId}", ["GET"]),
 }
@@ -102,6 +109,9 @@ def test_orchestrators_only_call_functions_that_exist(functions: dict[str, Any])
         sub_orchestrators |= _called_names(path, "call_sub_orchestrator")
     assert called and called <= ACTIVITIES
     assert sub_orchestrators == {"research_chunk_orchestrator"}
+    # The agent-research workflow names its agent sub-orchestrators by constants.
+    agent_research = importlib.import_module("orchestrators.agent_research")
+    assert {agent_research.PLANNER, agent_research.RESEARCHER, agent_research.WRITER} <= ORCHESTRATORS
 
 
 def test_starters_start_orchestrators_that_exist() -> None:
@@ -112,4 +122,10 @@ def test_starters_start_orchestrators_that_exist() -> None:
         and isinstance(node.value, str)
         and node.value.endswith("_orchestrator")
     }
-    assert started == ORCHESTRATORS - {"research_chunk_orchestrator"}
+    sub_orchestrators = {
+        "research_chunk_orchestrator",
+        "agent_planner_orchestrator",
+        "agent_researcher_orchestrator",
+        "agent_writer_orchestrator",
+    }
+    assert started == ORCHESTRATORS - sub_orchestrators

@@ -28,7 +28,11 @@ class HostProcess:
     """One ``durablehost start`` subprocess; ``url`` once it listens (``--port 0`` picks a free port)."""
 
     def __init__(
-        self, args: list[str], env: Mapping[str, str] | None = None, cwd: Path | None = None
+        self,
+        args: list[str],
+        env: Mapping[str, str] | None = None,
+        cwd: Path | None = None,
+        executable: str = DURABLEHOST,
     ) -> None:
         self.stderr = tempfile.TemporaryFile()
         self.lines: list[str] = []
@@ -36,7 +40,7 @@ class HostProcess:
         self._listening = threading.Event()
         environment = {**os.environ, "PYTHONUNBUFFERED": "1", **(env or {})}
         self.process = subprocess.Popen(
-            [DURABLEHOST, "start", *args],
+            [executable, "start", *args],
             stdout=subprocess.PIPE,
             stderr=self.stderr,
             text=True,
