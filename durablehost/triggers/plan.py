@@ -202,14 +202,25 @@ def _function(info: FunctionInfo) -> TriggerFunction:
             "the Functions worker refuses it too",
             config_error=True,
         )
-    trigger = parameters.get(info.trigger_param)
     return TriggerFunction(
         info=info,
         client_param=client.name if client is not None else None,
         wants_context=wants_context,
         is_async=inspect.iscoroutinefunction(info.handler),
-        trigger_annotation=trigger.annotation if trigger is not None else inspect.Parameter.empty,
+        trigger_annotation=_annotation(info),
     )
+
+
+def _annotation(info: FunctionInfo) -> Any:
+    """The trigger parameter's annotation, evaluated as the worker does (``typing.get_type_hints``), so
+    that ``from __future__ import annotations`` gives ``str`` and not ``'str'``."""
+    try:
+        parameters = inspect.signature(info.handler, eval_str=True).parameters
+    except (NameError, AttributeError, TypeError, SyntaxError):
+        # An annotation that cannot be evaluated (a name only imported under TYPE_CHECKING) is no str/bytes.
+        return inspect.Parameter.empty
+    trigger = parameters.get(info.trigger_param)
+    return trigger.annotation if trigger is not None else inspect.Parameter.empty
 
 
 def _flag(settings: Mapping[str, Any], key: str, default: bool) -> bool:
