@@ -268,7 +268,7 @@ async def _listen(
                 await runner.setup()
                 await web.SockSite(runner, listening).start()
             try:
-                await triggers.start()
+                await _start_triggers(triggers, choice)
                 banner(index, table, choice, hub, public_url, out, triggers.entries)
                 await stop.wait()
                 log.info("stopping: no new requests; finishing in-flight work (signal again to stop at once)")
@@ -293,6 +293,14 @@ async def _close_sdk_session() -> None:
     except ImportError:
         return  # an SDK version without the shared session: nothing to close
     await _close_session()
+
+
+async def _start_triggers(triggers: TriggerListeners, choice: StoreChoice) -> None:
+    try:
+        await triggers.start()
+    except StoreError as exc:  # the timers' status and lease rows live in the task hub's store
+        message = f"cannot start the timer listeners on {choice.store.description}: {exc}"
+        raise StartupError(message, EXIT_STORE) from exc
 
 
 async def _stop_triggers(triggers: TriggerListeners, force: asyncio.Event) -> None:

@@ -20,6 +20,7 @@ import asyncio
 import contextvars
 import functools
 import json
+from collections.abc import Awaitable, Callable
 from concurrent.futures import Executor
 from dataclasses import dataclass
 from datetime import UTC, datetime, tzinfo
@@ -35,6 +36,9 @@ from durablehost.functions.index import CONTEXT_PARAM
 from durablehost.triggers.monitor import ScheduleStatus
 from durablehost.triggers.plan import TriggerFunction
 
+# Calls a trigger function with its trigger value (TriggerListeners._invoke).
+Invoke = Callable[[TriggerFunction, Any], Awaitable[None]]
+
 # .NET's default(DateTime), which a status that was never set carries.
 _NEVER = "0001-01-01T00:00:00+00:00"
 
@@ -44,7 +48,6 @@ class ReceivedMessage:
     """A queue message as received: its text as stored and the service's metadata."""
 
     id: str
-    text: str  # the message text exactly as the service holds it (still base64 when encoded)
     body: bytes  # the decoded content the function sees
     dequeue_count: int
     insertion_time: datetime | None

@@ -65,11 +65,6 @@ class TriggerListeners:
         self.errors: list[BaseException] = []  # failures of the listeners' machinery (not of user code)
         self._executor = ThreadPoolExecutor(thread_name_prefix="trigger")
 
-    @property
-    def served(self) -> bool:
-        """Some timer or queue function is listed as served."""
-        return any(isinstance(e, TimerPlan | QueuePlan) for e in self.entries.values())
-
     async def start(self) -> None:
         """Start every listener; a queue whose account does not answer becomes NotServed with the reason."""
         for entry in self.entries.values():

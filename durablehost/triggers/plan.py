@@ -73,13 +73,16 @@ class TimerPlan:
     function: TriggerFunction
     schedule: Schedule
     zone: tzinfo  # where cron schedules are evaluated and times are shown to the function
-    schedule_text: str  # after %Setting% resolution
+    written: str  # the schedule as written
+    resolved: str  # after %Setting% resolution
     run_on_startup: bool
     use_monitor: bool  # as it applies: off for schedules that fire more than once a minute
     monitor_turned_off: bool  # useMonitor was on but the schedule is sub-minute (TimerSchedule.Create)
 
     def describe(self) -> str:
         flags = [self.schedule.describe()]
+        if self.written != self.resolved:
+            flags[0] += f" (from {self.written})"
         if self.run_on_startup:
             flags.append("runOnStartup")
         if self.monitor_turned_off:
@@ -251,7 +254,8 @@ def _timer(info: FunctionInfo, environ: Mapping[str, str], zone: tzinfo | Schedu
         function=_function(info),
         schedule=schedule,
         zone=zone,
-        schedule_text=text,
+        written=raw,
+        resolved=text,
         run_on_startup=_flag(settings, "runOnStartup", False),
         use_monitor=use_monitor and not sub_minute,
         monitor_turned_off=sub_minute,

@@ -31,9 +31,7 @@ import contextlib
 import logging
 import os
 import random
-from collections.abc import Awaitable, Callable
 from datetime import timedelta
-from typing import Any
 
 from durablehost.triggers.azure_queues import (
     AzureQueue,
@@ -42,13 +40,12 @@ from durablehost.triggers.azure_queues import (
     RawMessage,
     ReceiptMismatch,
 )
-from durablehost.triggers.invoke import ReceivedMessage, queue_argument
+from durablehost.triggers.invoke import Invoke, ReceivedMessage, queue_argument
 from durablehost.triggers.options import ListenerTimings
-from durablehost.triggers.plan import QueuePlan, TriggerFunction
+from durablehost.triggers.plan import QueuePlan
 
 log = logging.getLogger("durablehost.triggers")
 
-Invoke = Callable[[TriggerFunction, Any], Awaitable[None]]
 MIN_POLLING = timedelta(milliseconds=100)  # QueuePollingIntervals.Minimum
 _JITTER = 0.2  # RandomizedExponentialBackoffStrategy.RandomizationFactor
 
@@ -117,7 +114,6 @@ class QueueListener:
         self._in_flight: set[asyncio.Task[None]] = set()
         self._stopped = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
-        self.processed = 0  # messages taken off the queue (deleted or poisoned) by this listener
 
     async def start(self) -> None:
         self._task = asyncio.create_task(self._poll(), name=f"queue-{self.name}")
@@ -227,7 +223,6 @@ class QueueListener:
             return
         message = ReceivedMessage(
             id=raw.id,
-            text=raw.text,
             body=body,
             dequeue_count=raw.dequeue_count,
             insertion_time=raw.inserted_on,
@@ -310,7 +305,6 @@ class QueueListener:
                 exc,
             )
             return
-        self.processed += 1
 
     async def _release(self, message_id: str, receipt: str) -> None:
         try:

@@ -22,20 +22,16 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import Awaitable, Callable
 from datetime import datetime
-from typing import Any
 
 from durablehost.engine.clock import Clock
-from durablehost.triggers.invoke import timer_argument, timer_info_json
+from durablehost.triggers.invoke import Invoke, timer_argument, timer_info_json
 from durablehost.triggers.lease import SingletonLease
 from durablehost.triggers.monitor import ScheduleMonitor, ScheduleStatus
 from durablehost.triggers.options import ListenerTimings
-from durablehost.triggers.plan import TimerPlan, TriggerFunction
+from durablehost.triggers.plan import TimerPlan
 
 log = logging.getLogger("durablehost.triggers")
-
-Invoke = Callable[[TriggerFunction, Any], Awaitable[None]]
 
 
 class TimerListener:

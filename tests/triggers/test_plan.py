@@ -133,6 +133,12 @@ def test_the_zone_comes_from_the_settings() -> None:
     assert entry.describe() == "served: cron '0 0 9 * * *' in Europe/Berlin"
 
 
+def test_a_schedule_from_a_setting_says_so() -> None:
+    entry = plan_one(info(timer("%NIGHTLY%"), on_timer), {"NIGHTLY": "0 0 2 * * *"})
+    assert isinstance(entry, TimerPlan)
+    assert entry.describe() == "served: cron '0 0 2 * * *' (from %NIGHTLY%)"
+
+
 def test_a_bad_zone_is_a_configuration_error_of_each_timer() -> None:
     entry = plan_one(info(timer("0 0 9 * * *"), on_timer), {"TZ": "Mars/Olympus_Mons"})
     assert isinstance(entry, NotServed) and entry.config_error
@@ -329,7 +335,6 @@ def test_timer_request_is_built_by_the_sdk_converter() -> None:
 
 MESSAGE = ReceivedMessage(
     id="m1",
-    text="aGk=",
     body=b"hi",
     dequeue_count=2,
     insertion_time=datetime(2024, 1, 1, 8, 0, tzinfo=UTC),
