@@ -260,6 +260,54 @@ async def test_visibility_is_renewed_while_a_slow_function_runs(
     assert await _empty(producer)
 
 
+async def test_batch_size_and_new_batch_threshold_bound_the_messages_in_flight(
+    tmp_path: Path, producer: QueueClient
+) -> None:
+    host_json = {
+        "version": "2.0",
+        "extensions": {
+            "queues": {"maxPollingInterval": "00:00:00.2", "batchSize": 2, "newBatchThreshold": 1}
+        },
+    }
+    app = write_app(
+        tmp_path / "app",
+        """
+        gates = {}
+        active = []
+        peak = [0]
+        release_all = asyncio.Event()
+
+        @app.queue_trigger(arg_name="msg", queue_name="%QUEUE_NAME%", connection="AzureWebJobsStorage")
+        async def gated(msg: func.QueueMessage) -> None:
+            body = msg.get_body().decode()
+            active.append(body)
+            peak[0] = max(peak[0], len(active))
+            waiters = [asyncio.ensure_future(gates.setdefault(body, asyncio.Event()).wait()),
+                       asyncio.ensure_future(release_all.wait())]
+            await asyncio.wait(waiters, return_when=asyncio.FIRST_COMPLETED)
+            for waiter in waiters:
+                waiter.cancel()
+            active.remove(body)
+        """,
+        host_json,
+    )
+    for number in range(6):
+        await producer.send_message(f"m{number}")
+    async with DurableTestHost.start(app) as host:
+        module: Any = sys.modules["function_app"]
+        await eventually(lambda: _count(module.active, 2))
+        await asyncio.sleep(0.5)
+        assert len(module.active) == 2  # above newBatchThreshold: no further batch is fetched
+        module.gates[module.active[0]].set()  # one finishes: 1 in flight, at the threshold
+        await eventually(lambda: _count(module.active, 3))  # the next batch of 2 is fetched
+        await asyncio.sleep(0.5)
+        assert len(module.active) == 3
+        module.release_all.set()
+        await eventually(lambda: _empty(producer))
+        await host.run_until_idle()
+        assert module.peak == [3]  # batchSize + newBatchThreshold
+
+
 async def test_a_poison_queue_has_no_poison_queue(
     tmp_path: Path,
     raw: Callable[[str], QueueClient],
@@ -384,6 +432,10 @@ async def _receive_one(client: QueueClient) -> Any:
 
 async def _seen(host: DurableTestHost) -> bool:
     return bool(sys.modules["function_app"].seen)
+
+
+async def _count(items: list[Any], expected: int) -> bool:
+    return len(items) == expected
 
 
 async def _attempted() -> bool:
