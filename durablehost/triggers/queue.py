@@ -121,13 +121,15 @@ class QueueListener:
     async def stop(self, *, drain: bool = True) -> None:
         """Stop polling; with ``drain`` let messages in flight finish (and be deleted or released)."""
         self._stopped.set()
-        tasks = [t for t in (self._task, *self._in_flight) if t is not None]
-        if not drain:
+        # The poll loop first: a receive it is waiting for may still add messages to those in flight.
+        for group in ([self._task] if self._task is not None else [], self._in_flight):
+            tasks = list(group)
+            if not drain:
+                for task in tasks:
+                    task.cancel()
             for task in tasks:
-                task.cancel()
-        for task in tasks:
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
         for client in (self.queue, self.poison):
             if client is not None:
                 await client.close()
