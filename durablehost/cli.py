@@ -32,6 +32,7 @@ from durablehost.http.appconfig import ConfigError, apply_settings, read_local_s
 from durablehost.http.client import DEFAULT_URL, ClientError, ManagementClient
 from durablehost.http.common import DEFAULT_MAX_BODY
 from durablehost.http.keys import MASTER_KEY_SETTING
+from durablehost.http.listing import list_functions
 from durablehost.http.serve import EXIT_CONFIG, StartOptions, StartupError, run
 from durablehost.replay import HistoryDocumentError, check_paths
 
@@ -86,6 +87,12 @@ def _parser() -> argparse.ArgumentParser:
         help=f"largest accepted request body (default {DEFAULT_MAX_BODY})",
     )
     start.add_argument("--log-level", default="INFO", choices=("DEBUG", "INFO", "WARNING", "ERROR"))
+    start.add_argument(
+        "--list",
+        action="store_true",
+        help="print every function with its trigger and whether (and how) it is served, then exit; "
+        "opens no port, store or queue",
+    )
 
     def managed(name: str, help_text: str) -> argparse.ArgumentParser:
         sub = commands.add_parser(name, help=help_text)
@@ -159,6 +166,8 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 def _start(args: argparse.Namespace) -> int:
+    if args.list:
+        return list_functions(args.app_dir.resolve(), sys.stdout, sys.stderr)
     logging.basicConfig(level=args.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     if args.log_level != "DEBUG":
         # The Azure SDK logs every storage request with its headers at INFO: noise that drowns the host's

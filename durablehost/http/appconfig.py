@@ -4,7 +4,8 @@ As ``func start`` does, the ``Values`` of ``local.settings.json`` become environ
 they are already set, and ``Host.LocalHttpPort`` is the default port. From ``host.json``:
 ``extensions.http.routePrefix`` (default ``api``), ``extensions.durableTask.hubName`` (default
 ``DurableHost``; ``%Setting%`` references are resolved from the environment) and
-``maxConcurrentActivityFunctions`` / ``maxConcurrentOrchestratorFunctions``.
+``maxConcurrentActivityFunctions`` / ``maxConcurrentOrchestratorFunctions``; ``extensions.queues``
+(the queue trigger's options, ``QueuesOptions``).
 """
 
 from __future__ import annotations
@@ -13,9 +14,13 @@ import json
 import os
 import re
 from collections.abc import MutableMapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
+
+from durablehost.triggers.options import QueuesOptions
+from durablehost.triggers.timespan import TimeSpanError, parse_timespan
 
 DEFAULT_HUB = "DurableHost"
 DEFAULT_ROUTE_PREFIX = "api"
@@ -34,6 +39,7 @@ class HostJson:
     max_activities: int | None = None
     max_orchestrations: int | None = None
     function_timeout: float | None = None  # seconds; host.json functionTimeout bounds each activity
+    queues: QueuesOptions = field(default_factory=QueuesOptions)
 
 
 @dataclass(frozen=True)
@@ -110,7 +116,85 @@ def read_host_json(app_dir: Path, environ: MutableMapping[str, str] | None = Non
         max_activities=_positive(durable, "maxConcurrentActivityFunctions", path),
         max_orchestrations=_positive(durable, "maxConcurrentOrchestratorFunctions", path),
         function_timeout=_timespan(data, "functionTimeout", path),
+        queues=read_queues_options(extensions, path),
     )
+
+
+_QUEUE_KEYS = {
+    "batchsize": "batchSize",
+    "newbatchthreshold": "newBatchThreshold",
+    "maxpollinginterval": "maxPollingInterval",
+    "visibilitytimeout": "visibilityTimeout",
+    "maxdequeuecount": "maxDequeueCount",
+    "messageencoding": "messageEncoding",
+}
+_MIN_POLLING = timedelta(milliseconds=100)
+
+
+def read_queues_options(extensions: dict[str, Any], path: Path) -> QueuesOptions:
+    """``extensions.queues``. Keys are matched case-insensitively, as .NET binds configuration; an unknown
+    key is refused (Azure ignores it, so a misspelt ``maxDequeueCount`` would silently keep 5)."""
+    section = _object(extensions, "queues", path)
+    values: dict[str, Any] = {}
+    for key, value in section.items():
+        known = _QUEUE_KEYS.get(key.lower())
+        if known is None:
+            raise ConfigError(
+                f"{path}: extensions.queues.{key} is not a queue setting; the settings are "
+                f"{', '.join(_QUEUE_KEYS.values())}"
+            )
+        values[known] = value
+    defaults = QueuesOptions()
+    where = f"{path}: extensions.queues"
+    batch = _whole(values, "batchSize", where, low=1, high=32, default=defaults.batch_size)
+    threshold = values.get("newBatchThreshold")
+    polling = _queue_timespan(values, "maxPollingInterval", where, defaults.max_polling_interval)
+    if polling < _MIN_POLLING:
+        raise ConfigError(f"{where}.maxPollingInterval must be at least 00:00:00.1 (100 ms)")
+    visibility = _queue_timespan(values, "visibilityTimeout", where, defaults.visibility_timeout)
+    if visibility < timedelta(0) or visibility > timedelta(days=7):
+        raise ConfigError(f"{where}.visibilityTimeout must be between 00:00:00 and 7.00:00:00")
+    encoding = values.get("messageEncoding", defaults.message_encoding)
+    if not isinstance(encoding, str) or encoding.lower() not in ("base64", "none"):
+        raise ConfigError(
+            f'{where}.messageEncoding must be "base64" (the default) or "none", not {encoding!r}'
+        )
+    return QueuesOptions(
+        batch_size=batch,
+        new_batch_threshold=None
+        if threshold is None
+        else _whole(values, "newBatchThreshold", where, low=0, high=None, default=0),
+        max_polling_interval=polling,
+        visibility_timeout=visibility,
+        max_dequeue_count=_whole(values, "maxDequeueCount", where, low=1, high=None, default=5),
+        message_encoding=encoding.lower(),
+    )
+
+
+def _whole(values: dict[str, Any], key: str, where: str, *, low: int, high: int | None, default: int) -> int:
+    value = values.get(key, default)
+    if (
+        isinstance(value, bool)
+        or not isinstance(value, int)
+        or value < low
+        or (high is not None and value > high)
+    ):
+        bounds = f"from {low} to {high}" if high is not None else f"of at least {low}"
+        raise ConfigError(f"{where}.{key} must be a whole number {bounds}, not {value!r}")
+    return value
+
+
+def _queue_timespan(values: dict[str, Any], key: str, where: str, default: timedelta) -> timedelta:
+    value = values.get(key)
+    if value is None:
+        return default
+    if not isinstance(value, str):
+        # Functions 1.x took milliseconds here; host.json 2.0 takes a TimeSpan string.
+        raise ConfigError(f'{where}.{key} must be a TimeSpan string such as "00:00:02", not {value!r}')
+    try:
+        return parse_timespan(value)
+    except TimeSpanError as exc:
+        raise ConfigError(f"{where}.{key}: {exc}") from exc
 
 
 def validate_hub_name(hub: str, where: str) -> None:

@@ -2,15 +2,18 @@
 
 Order matters for clear failures and untouched state: the port is bound (not yet listening) first, so a
 busy port fails before the app is imported or any store is opened; the app is loaded before the store is
-opened; the engine starts before the server listens. On SIGINT/SIGTERM the listeners close, in-flight
-requests finish, the engine drains (``stop(drain=True)``), the store closes. A second signal stops
-without draining.
+opened; the engine starts before the server listens, and the timer and queue listeners
+(durablehost.triggers) once it listens, since their functions call its management API. On SIGINT/SIGTERM
+the trigger listeners stop (invocations in flight finish), the HTTP listeners close, in-flight requests
+finish, the engine drains (``stop(drain=True)``), the store closes. A second signal stops without
+draining.
 """
 
 from __future__ import annotations
 
 import asyncio
 import errno
+import json
 import logging
 import os
 import signal
@@ -37,11 +40,14 @@ from durablehost.http.appconfig import (
     read_local_settings,
     validate_hub_name,
 )
-from durablehost.http.common import DEFAULT_MAX_BODY, MANAGEMENT_PREFIX, ServerSettings
+from durablehost.http.common import DEFAULT_MAX_BODY, MANAGEMENT_PREFIX, ServerSettings, client_binding
 from durablehost.http.keys import KeyConfigError, Keys
+from durablehost.http.listing import function_lines
 from durablehost.http.server import build_app
 from durablehost.http.stores import STORAGE_SETTING, StoreChoice, choose_store
 from durablehost.http.triggers import TriggerTable
+from durablehost.triggers.listeners import TriggerListeners
+from durablehost.triggers.plan import TriggerEntry, plan_triggers
 from durablehost.viewer import VIEWER_PREFIX
 
 log = logging.getLogger("durablehost")
@@ -118,9 +124,16 @@ def _dispatcher_options(config: HostJson) -> DispatcherOptions:
 
 
 def banner(
-    index: FunctionIndex, table: TriggerTable, choice: StoreChoice, hub: str, public_url: str, out: TextIO
+    index: FunctionIndex,
+    table: TriggerTable,
+    choice: StoreChoice,
+    hub: str,
+    public_url: str,
+    out: TextIO,
+    triggers: dict[str, TriggerEntry],
 ) -> None:
-    """What ``func start`` prints: the functions with their triggers, HTTP ones with their URLs."""
+    """What ``func start`` prints: the functions with their triggers, HTTP ones with their URLs, timer and
+    queue ones with what they listen to, and those durablehost cannot serve marked NOT SERVED."""
     lines = [
         f"App:       {index.app_dir} ({index.source})",
         f"Store:     {choice.store.description} ({choice.source})",
@@ -129,15 +142,7 @@ def banner(
         "Functions:",
         "",
     ]
-    http = {fn.name: fn for fn in index.http}
-    for info in index.functions:
-        fn = http.get(info.name)
-        disabled = f" (disabled by {info.disabled_by})" if info.disabled_by else ""
-        if fn is not None:
-            methods = ",".join(fn.methods) if fn.methods else "ALL"
-            lines.append(f"        {info.name}: [{methods}] {public_url}{table.url_path(fn)}{disabled}")
-        else:
-            lines.append(f"        {info.name}: {info.trigger_type}{disabled}")
+    lines += [f"        {line}" for line in function_lines(index, table, public_url, triggers)]
     lines += [
         "",
         f"Management API: {public_url}{MANAGEMENT_PREFIX}/",
@@ -187,6 +192,7 @@ async def _serve(
         table = TriggerTable(index.http, config.route_prefix)
     except (AppLoadError, ValueError) as exc:
         raise StartupError(f"cannot load the app: {exc}", EXIT_APP) from exc
+    plan = plan_triggers(index.functions, os.environ, config.queues)
     try:
         choice = await choose_store(options.store, os.environ.get(STORAGE_SETTING), app_dir)
     except ValueError as exc:
@@ -201,7 +207,7 @@ async def _serve(
             raise StartupError(f"cannot start the task hub {hub!r} on {choice.store.description}: {exc}",
                                EXIT_STORE) from exc  # fmt: skip
         try:
-            return await _listen(options, engine, index, table, choice, hub, keys, sock, rpc_sock, out)
+            return await _listen(options, engine, index, table, plan, choice, hub, keys, sock, rpc_sock, out)
         except BaseException:
             await engine.stop(drain=False)  # the server failed: do not leave the dispatcher running
             raise
@@ -214,6 +220,7 @@ async def _listen(
     engine: DurableHost,
     index: FunctionIndex,
     table: TriggerTable,
+    plan: dict[str, TriggerEntry],
     choice: StoreChoice,
     hub: str,
     keys: Keys,
@@ -248,14 +255,25 @@ async def _listen(
     signals = (signal.SIGINT, signal.SIGTERM)
     for sig in signals:
         loop.add_signal_handler(sig, on_signal)
+    triggers = TriggerListeners(
+        plan,
+        store=choice.store,
+        hub=hub,
+        clock=engine.clock,
+        client_binding=json.dumps(client_binding(settings, public_url)),
+    )
     try:
         try:
             for runner, (_, listening) in zip(runners, listeners, strict=True):
                 await runner.setup()
                 await web.SockSite(runner, listening).start()
-            banner(index, table, choice, hub, public_url, out)
-            await stop.wait()
-            log.info("stopping: no new requests; finishing in-flight work (signal again to stop at once)")
+            try:
+                await _start_triggers(triggers, choice)
+                banner(index, table, choice, hub, public_url, out, triggers.entries)
+                await stop.wait()
+                log.info("stopping: no new requests; finishing in-flight work (signal again to stop at once)")
+            finally:
+                await _stop_triggers(triggers, force)  # their functions still call the management API
         finally:
             for runner in runners:
                 await runner.cleanup()  # closes the listeners, then waits for in-flight requests
@@ -275,6 +293,29 @@ async def _close_sdk_session(engine: DurableHost) -> None:
     except ImportError:
         return  # an SDK version without the shared session: nothing to close
     await engine.user_code.on_user_loop(_close_session)
+
+
+async def _start_triggers(triggers: TriggerListeners, choice: StoreChoice) -> None:
+    try:
+        await triggers.start()
+    except StoreError as exc:  # the timers' status and lease rows live in the task hub's store
+        message = f"cannot start the timer listeners on {choice.store.description}: {exc}"
+        raise StartupError(message, EXIT_STORE) from exc
+
+
+async def _stop_triggers(triggers: TriggerListeners, force: asyncio.Event) -> None:
+    """Stop the timer and queue listeners, letting invocations finish unless a second signal comes."""
+    draining = asyncio.create_task(triggers.stop(drain=True))
+    forced = asyncio.create_task(force.wait())
+    try:
+        await asyncio.wait([draining, forced], return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        forced.cancel()
+    if not draining.done():
+        draining.cancel()
+        await triggers.stop(drain=False)
+    else:
+        draining.result()
 
 
 async def _drain(engine: DurableHost, force: asyncio.Event) -> None:

@@ -1,8 +1,17 @@
-"""The in-process host and client for tests: real SDK replay, an in-memory store, a virtual clock."""
+"""The in-process host and client for tests: real SDK replay, an in-memory store, a virtual clock.
+
+Timer and queue functions run too (durablehost.triggers): timers on the virtual clock, fired by ``advance``
+in order with durable timers; queues in real time on the storage account of their connection setting
+(read from the environment; without one they are not served, see ``host.triggers.entries``). Their durable
+clients call a loopback management API (durablehost.testing.loopback). A timer or queue function whose
+configuration is wrong (a bad schedule, a ``%Setting%`` that is not set …) makes ``start`` raise.
+"""
 
 from __future__ import annotations
 
+import asyncio
 import json
+import os
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
@@ -16,9 +25,22 @@ from azure.functions._durable_functions import _serialize_custom_object
 from durablehost.engine.clock import VirtualClock
 from durablehost.engine.dispatcher import DispatcherOptions
 from durablehost.engine.host import DurableHost
+from durablehost.errors import AppLoadError
 from durablehost.functions import FunctionIndex, load_app
+from durablehost.http.appconfig import read_host_json
 from durablehost.store import open_store
 from durablehost.store.base import TableStore
+from durablehost.testing.loopback import LoopbackApi
+from durablehost.triggers.listeners import TriggerListeners
+from durablehost.triggers.options import ListenerTimings, QueuesOptions
+from durablehost.triggers.plan import (
+    QUEUE_TRIGGER,
+    NotServed,
+    QueuePlan,
+    TimerPlan,
+    TriggerEntry,
+    plan_triggers,
+)
 
 
 def _df_dumps(value: Any) -> str:
@@ -106,6 +128,7 @@ class DurableTestHost:
     host: DurableHost
     clock: VirtualClock
     functions: FunctionIndex
+    triggers: TriggerListeners  # the timer and queue listeners; .entries says what is served and why not
 
     @classmethod
     @asynccontextmanager
@@ -117,16 +140,36 @@ class DurableTestHost:
         start_time: datetime | None = None,
         hub: str = "TestHub",
         options: DispatcherOptions | None = None,
+        trigger_timings: ListenerTimings | None = None,
     ) -> AsyncIterator[DurableTestHost]:
         functions = load_app(Path(app_dir))
+        entries = plan_triggers(functions.functions, os.environ, _queues_options(functions))
+        _refuse_config_errors(entries, functions)
         clock = VirtualClock(start_time)
         own_store = store is None
         the_store = store if store is not None else open_store("memory")
         host = DurableHost(the_store, functions, clock, hub=hub, options=options)
+        api: LoopbackApi | None = None
+        triggers: TriggerListeners | None = None
         await host.start(own_all=True)  # one process: it owns every partition from the start
         try:
-            yield cls(host, clock, functions)
+            if _needs_client(entries):
+                api = await LoopbackApi.start(host, hub)
+            triggers = TriggerListeners(
+                entries,
+                store=the_store,
+                hub=hub,
+                clock=clock,
+                client_binding=api.binding_json if api is not None else None,
+                timings=trigger_timings,
+            )
+            await triggers.start()
+            yield cls(host, clock, functions, triggers)
         finally:
+            if triggers is not None:
+                await triggers.stop(drain=False)
+            if api is not None:
+                await api.close()
             await host.stop(drain=False)
             if own_store:
                 await the_store.close()
@@ -139,15 +182,25 @@ class DurableTestHost:
         return self.clock.now()
 
     async def run_until_idle(self, timeout: float = 30.0) -> None:
-        """Run every episode and activity that can run now; due timers fire, future ones wait."""
-        await self.host.dispatcher.wait_idle(timeout=timeout)
+        """Run every episode, activity and trigger invocation that can run now; due timers (durable
+        timers and timer triggers) fire, future ones wait. Queue messages in flight finish; messages still
+        in the queue are not waited for."""
+        async with asyncio.timeout(timeout):
+            while True:
+                await self.host.dispatcher.wait_idle()
+                await self.triggers.wait_idle()
+                if self.triggers.errors:
+                    raise self.triggers.errors[0]
+                if self.host.dispatcher.is_idle() and self.triggers.is_idle():
+                    return
 
     async def advance(self, delta: timedelta, timeout: float = 30.0) -> None:
-        """Move virtual time forward, firing every timer due on the way in order, each at its due time."""
+        """Move virtual time forward, firing every durable timer and timer trigger due on the way in
+        order, each at its due time."""
         target = self.clock.now() + delta
         await self.run_until_idle(timeout)
         while True:
-            due = self.host.dispatcher.timers.next_due()
+            due = _earliest(self.host.dispatcher.timers.next_due(), self.triggers.next_due())
             if due is None or due > target:
                 break
             await self.clock.set(max(due, self.clock.now()))
@@ -167,3 +220,28 @@ class DurableTestHost:
         """The raw stored history (DTFx events as the SDK receives them)."""
         state = await self.host.state_of(instance_id)
         return list(state.history) if state else []
+
+
+def _earliest(*moments: datetime | None) -> datetime | None:
+    known = [m for m in moments if m is not None]
+    return min(known) if known else None
+
+
+def _queues_options(functions: FunctionIndex) -> QueuesOptions:
+    # host.json is read only for its queues section, and only when the app has a queue function.
+    if any(info.trigger_type == QUEUE_TRIGGER for info in functions.functions):
+        return read_host_json(functions.app_dir).queues
+    return QueuesOptions()
+
+
+def _refuse_config_errors(entries: dict[str, TriggerEntry], functions: FunctionIndex) -> None:
+    wrong = [e for e in entries.values() if isinstance(e, NotServed) and e.config_error]
+    if wrong:
+        listing = "; ".join(f"function {e.info.name!r}: {e.reason}" for e in wrong)
+        raise AppLoadError(f"{functions.script_file}: {listing}")
+
+
+def _needs_client(entries: dict[str, TriggerEntry]) -> bool:
+    return any(
+        isinstance(e, TimerPlan | QueuePlan) and e.function.client_param is not None for e in entries.values()
+    )
