@@ -1,6 +1,7 @@
 """The ``durablehost`` command: ``start`` a host for an app, and manage instances of a running one.
 
     durablehost start [--app-dir DIR] [--port 7071] [--host 127.0.0.1] [--store STORE] [--task-hub NAME]
+                      [--fidelity durablehost|azure]
     durablehost status ID | list [--status S ...] [--prefix P] | raise ID EVENT [JSON] [--idempotency-key K]
     durablehost terminate|suspend|resume ID [--reason R] | purge ID | history ID    [--url URL] [--key KEY]
     durablehost export ID [-o FILE] [--url URL]      the history as a replayable JSON document
@@ -25,6 +26,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from durablehost.engine.fidelity import Fidelity
 from durablehost.errors import AppLoadError, InvalidRequest
 from durablehost.functions import load_app
 from durablehost.http import payloads
@@ -85,6 +87,14 @@ def _parser() -> argparse.ArgumentParser:
         type=int,
         default=DEFAULT_MAX_BODY,
         help=f"largest accepted request body (default {DEFAULT_MAX_BODY})",
+    )
+    start.add_argument(
+        "--fidelity",
+        type=_fidelity,
+        default=None,
+        metavar="{durablehost,azure}",
+        help="azure: behave exactly as Azure where durablehost deliberately differs (README, "
+        "'Differences from Azure'); default: host.json durablehost.fidelity, else durablehost",
     )
     start.add_argument("--log-level", default="INFO", choices=("DEBUG", "INFO", "WARNING", "ERROR"))
     start.add_argument(
@@ -152,6 +162,13 @@ def _status(text: str) -> str:
     raise argparse.ArgumentTypeError(f"unknown status {text!r}; use {', '.join(STATUSES)}")
 
 
+def _fidelity(text: str) -> Fidelity:
+    try:
+        return Fidelity.parse(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     if args.command == "start":
@@ -183,6 +200,7 @@ def _start(args: argparse.Namespace) -> int:
         store=args.store,
         task_hub=args.task_hub,
         max_body=args.max_body_bytes,
+        fidelity=args.fidelity,
     )
     try:
         return asyncio.run(run(options))

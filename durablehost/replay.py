@@ -13,7 +13,9 @@ The document (``durablehost export``, ``GET …/instances/{id}/export``, ``Durab
      "history": [DTFx events exactly as stored, Dh* keys included]}
 
 ``runtimeStatus`` and ``actionCount`` are informative and optional: a document without them (written by
-hand, say) is checked from its history alone.
+hand, say) is checked from its history alone. ``"fidelity": "azure"`` (only on instances created
+Azure-exact, durablehost.engine.fidelity) replays with Azure's payload, whose timer limits make the SDK
+split long timers as it did when the history was made.
 """
 
 from __future__ import annotations
@@ -41,6 +43,7 @@ from durablehost.engine.episode import (
     recorded_actions,
 )
 from durablehost.engine.export import HISTORY_FORMAT, history_document
+from durablehost.engine.fidelity import Fidelity, payload_fields
 from durablehost.engine.history import ORCHESTRATION_STATUS_CODES, EventType, HistoryEvent
 from durablehost.engine.records import InstanceRecord, RuntimeStatus
 from durablehost.errors import InvocationError, UnknownFunction
@@ -109,7 +112,12 @@ def _payload(document: dict[str, Any]) -> dict[str, Any]:
         "isReplaying": True,
         "parentInstanceId": _parent_instance_id(history),
         **SCHEMA_FIELDS,
+        **payload_fields(_fidelity(document)),
     }
+
+
+def _fidelity(document: dict[str, Any]) -> Fidelity:
+    return Fidelity.parse(str(document.get("fidelity", Fidelity.DURABLEHOST.value)))
 
 
 def _first_problem(document: dict[str, Any], outcome: OrchestratorResult) -> str | None:
@@ -192,6 +200,10 @@ def _validate(document: Any) -> None:
     for key, kind in (("instanceId", str), ("name", str), ("history", list)):
         if not isinstance(document.get(key), kind):
             raise HistoryDocumentError(f"the history export has no valid {key!r}")
+    try:
+        _fidelity(document)
+    except ValueError as exc:
+        raise HistoryDocumentError(f"the history export's fidelity: {exc}") from None
 
 
 def _parent_instance_id(history: list[HistoryEvent]) -> str | None:

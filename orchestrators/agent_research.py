@@ -36,7 +36,7 @@ from agents import Agent, RunResult, set_tracing_disabled
 from azure.durable_functions.openai_agents.runner import DurableOpenAIRunner
 
 from activities.agent_tools import research_topic
-from orchestrators._approval import ApprovalPolicy, await_approval, log_once
+from orchestrators._approval import ApprovalInbox, ApprovalPolicy, await_approval, log_once
 from orchestrators._inputs import InputError, as_mapping, integer, number, retry_options, text
 from shared.agent_research import (
     PLANNER_INSTRUCTIONS,
@@ -169,7 +169,9 @@ def agent_research_orchestrator(
         approvers=params["approvers"],
         retry=retry_options(params),
     )
-    wait = yield from await_approval(context, policy, {"report": report["title"]})
+    # Approvals are only accepted once the report is awaiting them (the approval route checks the stage),
+    # so the wait opens here, with the approval stage.
+    wait = yield from await_approval(context, policy, {"report": report["title"]}, ApprovalInbox(context))
     output.update(approvals=wait.approvals, rejection=wait.rejection)
     if wait.rejection is not None:
         context.set_custom_status({"stage": "rejected", "by": wait.rejection["approver"]})

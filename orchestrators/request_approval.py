@@ -15,6 +15,13 @@ Waits for the ``approval`` event ``{"approval_id", "approver", "decision": "appr
 ``raise_event(data=v)`` to the orchestrator as the string ``json.dumps(v)`` (df-host-protocol §5.4).
 An approval id seen before is ignored; so is a malformed event (logged). One ``reject`` ends the wait;
 ``required_approvals`` distinct approvals approve.
+
+One wait for ``approval`` is open from the first episode to the end of the approval stage, classification
+included, and each approval is taken by a wait that was already open (orchestrators._approval): in Azure
+an approval raised while the request is being classified would otherwise count once and then come back
+for every later wait (azure-functions-durable-python#507). Opening the wait first changes no sequence id
+(waits take none) and adds the wait exactly where the old code added its first, so histories of
+instances that ran the old code still replay.
 """
 
 from __future__ import annotations
@@ -28,6 +35,7 @@ import azure.durable_functions as df
 
 from orchestrators._approval import (
     APPROVAL_EVENT,
+    ApprovalInbox,
     ApprovalPolicy,
     await_approval,
     log_once,
@@ -100,8 +108,10 @@ def request_approval_orchestrator(
     except InputError as exc:
         raise InputError(f"request_approval_orchestrator: {exc}") from exc
     context.set_custom_status({"stage": "classifying"})
-    classification = yield context.call_activity_with_retry(
-        "classify_request", params.retry, {"request": dict(params.request)}
+    # The approval wait opens now, with the classification (module docstring).
+    inbox = ApprovalInbox(context)
+    classification = yield from inbox.alongside(
+        context.call_activity_with_retry("classify_request", params.retry, {"request": dict(params.request)})
     )
     context.set_custom_status(
         {
@@ -119,7 +129,7 @@ def request_approval_orchestrator(
         "reminders_sent": 0,
     }
     if classification["needs_approval"]:
-        wait = yield from await_approval(context, params.policy, {"intent": classification["intent"]})
+        wait = yield from await_approval(context, params.policy, {"intent": classification["intent"]}, inbox)
         output.update(approvals=wait.approvals, rejection=wait.rejection, reminders_sent=wait.reminders_sent)
         if wait.rejection is not None:
             context.set_custom_status(

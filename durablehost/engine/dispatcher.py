@@ -24,12 +24,13 @@ from __future__ import annotations
 
 import asyncio
 import collections
+import functools
 import json
 import logging
 import time
 import uuid
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from datetime import timedelta
 from typing import Any
 
@@ -39,7 +40,13 @@ from durablehost.engine.control import ControlTable
 from durablehost.engine.entities import Entities, new_event_row_key
 from durablehost.engine.episode import InstanceState, NonDeterminismError, UnsupportedAction, run_episode
 from durablehost.engine.failures import EpisodeFailures
-from durablehost.engine.history import execution_completed, orchestrator_completed, orchestrator_started
+from durablehost.engine.fidelity import Fidelity
+from durablehost.engine.history import (
+    HistoryEvent,
+    execution_completed,
+    orchestrator_completed,
+    orchestrator_started,
+)
 from durablehost.engine.outcomes import HeldOutcomes
 from durablehost.engine.owed import StoreOutage, until_stored
 from durablehost.engine.ownership import Ownership, OwnershipOptions
@@ -58,6 +65,8 @@ from durablehost.engine.records import (
 from durablehost.engine.recovery import Recovery
 from durablehost.engine.tasks import TaskRunner
 from durablehost.engine.timers import TimerKey, TimerQueue
+from durablehost.engine.version_gate import Verdict, VersionGate
+from durablehost.engine.versioning import Versioning
 from durablehost.errors import (
     EntityAlreadyExists,
     EtagMismatch,
@@ -98,6 +107,11 @@ class DispatcherOptions:
     machinery_backoff: float = 1.0
     slow_replay: float = 1.0  # a replay longer than this (seconds) is logged with the instance id
     drain_timeout: float = 30.0  # a graceful hand-over waits at most this long for in-flight work
+    # host.json extensions.durableTask defaultVersion / versionMatchStrategy / versionFailureStrategy.
+    versioning: Versioning = field(default_factory=Versioning)
+    # Azure-exact where durablehost deliberately differs (durablehost.engine.fidelity); instances
+    # created by this process keep the mode they were created with.
+    fidelity: Fidelity = Fidelity.DURABLEHOST
 
 
 class Dispatcher:
@@ -135,6 +149,7 @@ class Dispatcher:
             activity_timeout=options.activity_timeout,
             activity_redeliveries=options.activity_redeliveries,
             outage=self.outage,
+            fidelity=options.fidelity,
         )
         self.entities = Entities(
             repo,
@@ -155,6 +170,7 @@ class Dispatcher:
             spawn=self.spawn,
         )
         self.recovery = Recovery(self, drain_timeout=options.drain_timeout)
+        self.versions = VersionGate(options.versioning, retry=self.schedule)
         self.ownership: Ownership | None = None
         self._queue: asyncio.Queue[str] = asyncio.Queue()
         self._queued: set[str] = set()
@@ -210,6 +226,7 @@ class Dispatcher:
         if self.ownership is not None:
             await self.ownership.stop(graceful=drain)
         self.failures.cancel()
+        self.versions.cancel()
         loops = [*self._loops, *self._background]
         for task in loops:
             task.cancel()
@@ -424,7 +441,7 @@ class Dispatcher:
             wait = self._batching_wait(state)
             if wait > 0:
                 self._defer(instance_id, wait)  # no worker is held while completions pile up
-            else:
+            elif await self._version_admits(state):
                 snapshot = state.snapshot()
                 outcomes = self.outcomes.claim(state, snapshot)
                 if snapshot.has_work():
@@ -441,7 +458,9 @@ class Dispatcher:
         instance_id = state.record.instance_id
         started = time.perf_counter()
         try:
-            result = await self.user.run_orchestrator(run_episode, snapshot, self.functions, self.clock.now())
+            # Children started without a version get this app's defaultVersion (versioning.py).
+            episode = functools.partial(run_episode, default_version=self.options.versioning.default_version)
+            result = await self.user.run_orchestrator(episode, snapshot, self.functions, self.clock.now())
         except (NonDeterminismError, UnsupportedAction, UnknownFunction, PayloadTooLarge) as problem:
             self.outcomes.unclaim(instance_id)
             await self._fail_instance(state, str(problem))
@@ -517,6 +536,16 @@ class Dispatcher:
         if state.has_work() or self.outcomes.pending(instance_id):
             self.schedule(instance_id)
 
+    async def _version_admits(self, state: InstanceState) -> bool:
+        """The version check before an episode (durablehost.engine.version_gate): True to run it. A
+        refused instance is left as it is (Reject) or failed (Fail)."""
+        verdict = self.versions.check(state.record)
+        if verdict is Verdict.FAIL:
+            record, events = self.versions.failure(state.record, self.clock.now())
+            message = self.options.versioning.refusal(state.record.version)
+            await self._commit_failure(state, record, events, message)
+        return verdict is Verdict.RUN
+
     def _batching_wait(self, state: InstanceState) -> float:
         """How much longer to let completions pile up before replaying a large history again.
 
@@ -568,6 +597,12 @@ class Dispatcher:
         record.completed_time = now
         record.last_updated_time = now
         record.history_count += len(events)
+        await self._commit_failure(state, record, events, message)
+
+    async def _commit_failure(
+        self, state: InstanceState, record: InstanceRecord, events: list[HistoryEvent], message: str
+    ) -> None:
+        """Commit the failed ``record`` and its ``events``, then do what a finished instance owes."""
         history_start = state.record.history_count
         try:
             await until_stored(

@@ -15,6 +15,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from durablehost.engine import history as h
+from durablehost.engine.fidelity import Fidelity, payload_fields
 from durablehost.engine.history import EventType, HistoryEvent, parse_timestamp
 from durablehost.engine.records import (
     EventMessage,
@@ -81,6 +82,10 @@ class InstanceState:
         ]
 
     def deliverable_events(self) -> list[EventMessage]:
+        """The events the next episode puts into history: one per outstanding wait (protocol §3 #5), or,
+        Azure-exact, every event as it arrived (fidelity.py)."""
+        if self.record.fidelity is Fidelity.AZURE:
+            return [e for e in self.events if e.kind is MessageKind.EVENT]
         budget = dict(self.record.waits)
         ready = []
         for event in self.events:
@@ -224,8 +229,14 @@ def recorded_actions(history: list[HistoryEvent]) -> dict[int, tuple[int, str, i
     return recorded
 
 
-def run_episode(state: InstanceState, functions: FunctionIndex, now: datetime) -> EpisodeResult:
-    """Run one episode. Raises NonDeterminismError when the code diverges from recorded history."""
+def run_episode(
+    state: InstanceState, functions: FunctionIndex, now: datetime, *, default_version: str = ""
+) -> EpisodeResult:
+    """Run one episode. Raises NonDeterminismError when the code diverges from recorded history.
+
+    ``default_version`` (host.json defaultVersion) is the version of sub-orchestrations the code starts
+    without naming one.
+    """
     record = replace(state.record)
     ts = episode_timestamp(state, now)
     history_start = record.history_count
@@ -243,6 +254,7 @@ def run_episode(state: InstanceState, functions: FunctionIndex, now: datetime) -
                 instance_id=record.instance_id,
                 execution_id=record.execution_id,
                 parent_instance_id=record.parent_instance_id,
+                version=record.version,
             )
         )
         record.status = RuntimeStatus.RUNNING
@@ -323,6 +335,7 @@ def run_episode(state: InstanceState, functions: FunctionIndex, now: datetime) -
         "isReplaying": record.history_count > 0,
         "parentInstanceId": record.parent_instance_id,
         **SCHEMA_FIELDS,
+        **payload_fields(record.fidelity),
     }
     outcome = call_orchestrator(functions.orchestrator(record.name), json.dumps(payload))
     flat = flatten_actions(outcome.state.get("actions") or [])
@@ -351,7 +364,7 @@ def run_episode(state: InstanceState, functions: FunctionIndex, now: datetime) -
             if kind == WAIT_FOR_EXTERNAL_EVENT:
                 continue
             task_id, next_id = next_id, next_id + 1
-            made = _decide(action, kind, index, task_id, record, ts)
+            made = _decide(action, kind, index, task_id, record, ts, default_version)
             if made is None:
                 continue  # ContinueAsNew and fire-and-forget signals take an id and nothing else
             decision, scheduled = made
@@ -427,13 +440,19 @@ def _retry_child_id(attempt: TaskRecord, record: InstanceRecord, task_id: int) -
 def _scheduling_event(task: TaskRecord, ts: datetime) -> HistoryEvent:
     if task.kind is TaskKind.SUB_ORCHESTRATION:
         return h.sub_orchestration_created(
-            ts, task.task_id, task.name, task.child_instance_id or "", task.input
+            ts, task.task_id, task.name, task.child_instance_id or "", task.input, task.version or ""
         )
     return h.task_scheduled(ts, task.task_id, task.name, task.input)
 
 
 def _decide(
-    action: dict[str, Any], kind: int, index: int, task_id: int, record: InstanceRecord, ts: datetime
+    action: dict[str, Any],
+    kind: int,
+    index: int,
+    task_id: int,
+    record: InstanceRecord,
+    ts: datetime,
+    default_version: str,
 ) -> tuple[HistoryEvent, TaskRecord | None] | None:
     """The history event and task for a newly scheduled action."""
     name = action_name(action)
@@ -465,14 +484,18 @@ def _decide(
     elif kind in (CALL_SUB_ORCHESTRATOR, CALL_SUB_ORCHESTRATOR_WITH_RETRY):
         # DTFx names an unnamed child "{parentExecutionId}:{sequenceId}" (protocol §2.7).
         child_id = action.get("instanceId") or f"{record.execution_id}:{task_id}"
+        # The SDK always sends "version", null unless given: null is this app's defaultVersion, not the
+        # parent's version (extension PRs #3095, #3213; its e2e VersioningTests).
+        requested = action.get("version")
         task = new_task(
             TaskKind.SUB_ORCHESTRATION,
             name,
             input=action.get("input"),
             retry=retry,
             child_instance_id=str(child_id),
+            version=default_version if requested is None else str(requested),
         )
-        event = h.sub_orchestration_created(ts, task_id, name, str(child_id), task.input)
+        event = h.sub_orchestration_created(ts, task_id, name, str(child_id), task.input, task.version or "")
     elif kind == CREATE_TIMER:
         fire_at = parse_timestamp(str(action["fireAt"]))
         task = new_task(TaskKind.TIMER, "timer", fire_at=fire_at)

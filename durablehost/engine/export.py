@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from durablehost.engine.fidelity import Fidelity
 from durablehost.engine.history import HistoryEvent
 from durablehost.engine.records import InstanceRecord
 
@@ -19,6 +20,7 @@ HISTORY_FORMAT = "durablehost-history/1"
 
 def history_document(record: InstanceRecord, history: list[HistoryEvent]) -> dict[str, Any]:
     """The export document of one instance's current execution."""
+    fidelity = {"fidelity": record.fidelity.value} if record.fidelity is not Fidelity.DURABLEHOST else {}
     return {
         "format": HISTORY_FORMAT,
         "instanceId": record.instance_id,
@@ -29,5 +31,6 @@ def history_document(record: InstanceRecord, history: list[HistoryEvent]) -> dic
         # Actions the code had yielded after its last episode, external-event waits included: waits leave
         # no event in history, and the check needs their positions to word a report as the engine does.
         "actionCount": record.action_count,
+        **fidelity,
         "history": history,
     }

@@ -86,14 +86,15 @@ def execution_started(
     instance_id: str,
     execution_id: str,
     parent_instance_id: str | None,
+    version: str = "",
 ) -> HistoryEvent:
-    # `Version` must exist (protocol §1.4, row 0): the SDK reads it unconditionally.
+    # `Version` must exist (protocol §1.4, row 0): the SDK reads it unconditionally, as context.version.
     return _event(
         EventType.EXECUTION_STARTED,
         -1,
         ts,
         Name=name,
-        Version="",
+        Version=version,
         Input=input_text,
         OrchestrationInstance={"InstanceId": instance_id, "ExecutionId": execution_id},
         ParentInstance=(
@@ -102,14 +103,23 @@ def execution_started(
     )
 
 
-def execution_completed(ts: datetime, event_id: int, status: str, result: str | None) -> HistoryEvent:
-    return _event(
+def execution_completed(
+    ts: datetime,
+    event_id: int,
+    status: str,
+    result: str | None,
+    failure_details: dict[str, Any] | None = None,
+) -> HistoryEvent:
+    event = _event(
         EventType.EXECUTION_COMPLETED,
         event_id,
         ts,
         OrchestrationStatus=ORCHESTRATION_STATUS_CODES[status],
         Result=result,
     )
+    if failure_details is not None:
+        event["FailureDetails"] = failure_details  # DTFx FailureDetails, PascalCase as DTFx writes it
+    return event
 
 
 def task_scheduled(ts: datetime, task_id: int, name: str, input_text: str | None) -> HistoryEvent:
@@ -126,14 +136,14 @@ def task_failed(ts: datetime, task_id: int, reason: str, details: str | None) ->
 
 
 def sub_orchestration_created(
-    ts: datetime, task_id: int, name: str, instance_id: str, input_text: str | None
+    ts: datetime, task_id: int, name: str, instance_id: str, input_text: str | None, version: str = ""
 ) -> HistoryEvent:
     return _event(
         EventType.SUB_ORCHESTRATION_CREATED,
         task_id,
         ts,
         Name=name,
-        Version="",
+        Version=version,
         InstanceId=instance_id,
         Input=input_text,
     )

@@ -21,6 +21,7 @@ from durablehost.engine.dispatcher import Dispatcher, DispatcherOptions
 from durablehost.engine.entities import new_event_row_key
 from durablehost.engine.episode import InstanceState
 from durablehost.engine.export import history_document
+from durablehost.engine.fidelity import Fidelity
 from durablehost.engine.history import (
     EventType,
     HistoryEvent,
@@ -129,10 +130,23 @@ class DurableHost:
 
     # ------------------------------------------------------------------ starting
 
+    @property
+    def fidelity(self) -> Fidelity:
+        return self.dispatcher.options.fidelity
+
     async def start_new(
-        self, name: str, instance_id: str | None = None, input_text: str | None = None
+        self,
+        name: str,
+        instance_id: str | None = None,
+        input_text: str | None = None,
+        *,
+        version: str | None = None,
     ) -> str:
-        """Create an instance. Refused while an instance with the id runs; a finished one is replaced."""
+        """Create an instance. Refused while an instance with the id runs; a finished one is replaced.
+
+        ``version`` (the start route's ``?version=``, an empty string included) overrides host.json's
+        defaultVersion for this instance; None takes the default.
+        """
         orchestrator = self.functions.orchestrator(name)
         instance_id = instance_id if instance_id is not None else uuid.uuid4().hex
         validate_instance_id(instance_id)
@@ -141,12 +155,15 @@ class DurableHost:
         now = self.clock.now()
         record = InstanceRecord(
             instance_id=instance_id,
-            name=orchestrator.name,
+            # Azure stores the caller's spelling of the name; durablehost the orchestrator's own (README).
+            name=name if self.fidelity is Fidelity.AZURE else orchestrator.name,
             status=RuntimeStatus.PENDING,
             execution_id=uuid.uuid4().hex,
             created_time=now,
             last_updated_time=now,
             input=input_text,
+            version=self.dispatcher.options.versioning.version_for(version),
+            fidelity=self.fidelity,
         )
         blocked_by = await self.dispatcher.create_instance(record)
         if blocked_by is not None:
@@ -162,8 +179,11 @@ class DurableHost:
         accepted before (perhaps before it finished the instance) and is not delivered again.
 
         Raises IdempotencyKeyReused when the key was accepted with another event name or input.
+        Azure-exact, the key is ignored: the extension knows no such thing, so a repeat is delivered again.
         """
         validate_event_name(name)
+        if self.fidelity is Fidelity.AZURE:
+            idempotency_key = None
         if idempotency_key is not None and await self._key_seen(
             instance_id, name, input_text, idempotency_key
         ):
@@ -207,13 +227,14 @@ class DurableHost:
 
         ``input_text`` is the request body. The SDK client double-encodes it (protocol §5.4), which is
         what the entity batch expects (§7); a body that decodes to anything but a string (``curl -d 5``)
-        is encoded once more, so the entity still receives the value rather than a TypeError.
+        is encoded once more, so the entity still receives the value rather than a TypeError (which is
+        what Azure gives it, and what Azure-exact fidelity keeps).
         """
         entity_id = entity_instance_id(name, key)
         validate_event_name(operation)
         if input_text is None:
             batch_input = json.dumps("null")
-        elif isinstance(json.loads(input_text), str):
+        elif self.fidelity is Fidelity.AZURE or isinstance(json.loads(input_text), str):
             batch_input = input_text
         else:
             batch_input = json.dumps(input_text)

@@ -32,6 +32,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
+from durablehost.engine.fidelity import Fidelity
 from durablehost.errors import PayloadTooLarge
 from durablehost.store.base import PropertyValue
 
@@ -172,6 +173,11 @@ class InstanceRecord:
     # Durable entities (instance ids "@name@key") keep their state on the instance row.
     entity_state: str | None = None
     entity_exists: bool = False
+    # The orchestration version, fixed at creation and kept across continue-as-new (ExecutionStarted
+    # Version); "" for an unversioned instance (durablehost.engine.versioning).
+    version: str = ""
+    # How its episodes are built, fixed at creation so its history replays as it was made (fidelity.py).
+    fidelity: Fidelity = Fidelity.DURABLEHOST
     etag: str | None = None
 
     @property
@@ -196,6 +202,8 @@ class InstanceRecord:
             "Generation": self.generation,
             "Waits": json.dumps(self.waits, sort_keys=True),
             "SuspendedFrom": self.suspended_from.value if self.suspended_from else None,
+            "Version": self.version or None,
+            "Fidelity": self.fidelity.value if self.fidelity is not Fidelity.DURABLEHOST else None,
         }
         put_text(props, "Input", self.input, "the orchestration input")
         put_text(props, "Output", self.output, "the orchestration output")
@@ -232,6 +240,8 @@ class InstanceRecord:
             suspended_from=RuntimeStatus(suspended_from) if suspended_from else None,
             entity_state=get_text(props, "EntityState"),
             entity_exists=bool(props.get("EntityExists", False)),
+            version=_opt_str(props, "Version") or "",
+            fidelity=Fidelity(_opt_str(props, "Fidelity") or Fidelity.DURABLEHOST.value),
             etag=etag,
         )
 
@@ -275,6 +285,7 @@ class TaskRecord:
     retry: RetryInfo | None = None
     # Set on the retry timer that follows a chain's last failed attempt ("dummy timer", §2.5).
     final_retry_timer: bool = False
+    version: str | None = None  # a sub-orchestration's version, resolved when it was scheduled
     consumed: bool = False  # its completion is in committed history
     etag: str | None = None
     # Not stored: an outcome this process holds in memory until the next commit of the partition writes
@@ -302,6 +313,7 @@ class TaskRecord:
             "ChildInstanceId": self.child_instance_id,
             "Retry": self.retry.to_json() if self.retry else None,
             "FinalRetryTimer": self.final_retry_timer,
+            "Version": self.version,
         }
         put_text(props, "Input", self.input, f"the input of task {self.task_id} ({self.name})")
         put_text(props, "Result", self.result, f"the result of task {self.task_id} ({self.name})")
@@ -334,6 +346,7 @@ class TaskRecord:
             child_instance_id=_opt_str(props, "ChildInstanceId"),
             retry=RetryInfo.from_json(retry) if retry else None,
             final_retry_timer=bool(props.get("FinalRetryTimer", False)),
+            version=_opt_str(props, "Version"),
             etag=etag,
         )
 

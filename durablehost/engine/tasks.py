@@ -17,6 +17,7 @@ from collections.abc import Callable
 from typing import Any, Protocol
 
 from durablehost.engine.clock import Clock
+from durablehost.engine.fidelity import Fidelity
 from durablehost.engine.http_activity import perform_http_call
 from durablehost.engine.owed import StoreOutage, until_stored
 from durablehost.engine.records import (
@@ -64,8 +65,10 @@ class TaskRunner:
         activity_timeout: float | None,
         activity_redeliveries: int,
         outage: StoreOutage,
+        fidelity: Fidelity = Fidelity.DURABLEHOST,
     ) -> None:
         self._host = host
+        self._fidelity = fidelity
         self._outage = outage
         self._functions = functions
         self._user = user
@@ -179,14 +182,16 @@ class TaskRunner:
             await self._fail(instance_id, task, problem)
             return
         try:
-            self._functions.orchestrator(task.name)
+            orchestrator = self._functions.orchestrator(task.name)
         except UnknownFunction as unknown:
             await self._fail(instance_id, task, str(unknown))
             return
         now = self._clock.now()
+        # Azure stores the caller's spelling of the name; durablehost the orchestrator's own (README).
+        spelling = task.name if self._fidelity is Fidelity.AZURE else orchestrator.name
         record = InstanceRecord(
             instance_id=child_id,
-            name=self._functions.orchestrator(task.name).name,
+            name=spelling,
             status=RuntimeStatus.PENDING,
             execution_id=uuid.uuid4().hex,
             created_time=now,
@@ -195,6 +200,8 @@ class TaskRunner:
             parent_instance_id=instance_id,
             parent_execution_id=task.execution_id,
             parent_task_id=task.task_id,
+            version=task.version or "",  # resolved when scheduled; none on rows from before versioning
+            fidelity=self._fidelity,
         )
 
         def ours(existing: InstanceRecord) -> bool:

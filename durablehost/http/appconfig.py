@@ -3,13 +3,21 @@
 As ``func start`` does, the ``Values`` of ``local.settings.json`` become environment variables unless
 they are already set, and ``Host.LocalHttpPort`` is the default port. From ``host.json``:
 ``extensions.http.routePrefix`` (default ``api``), ``extensions.durableTask.hubName`` (default
-``DurableHost``; ``%Setting%`` references are resolved from the environment) and
-``maxConcurrentActivityFunctions`` / ``maxConcurrentOrchestratorFunctions``; ``extensions.queues``
-(the queue trigger's options, ``QueuesOptions``).
+``DurableHost``; ``%Setting%`` references are resolved from the environment),
+``maxConcurrentActivityFunctions`` / ``maxConcurrentOrchestratorFunctions``, the versioning settings
+``defaultVersion`` / ``versionMatchStrategy`` / ``versionFailureStrategy`` (durablehost.engine.versioning);
+``extensions.queues`` (the queue trigger's options, ``QueuesOptions``).
+
+durablehost's own settings live in a top-level ``durablehost`` section, which the Functions host ignores
+as it ignores every section it does not know (azure-functions-host#3718: a misplaced top-level ``http``
+section was silently ignored in Azure); the Durable extension never sees it:
+``{"durablehost": {"fidelity": "azure"}}`` makes durablehost behave as Azure does where it deliberately
+differs (durablehost.engine.fidelity).
 """
 
 from __future__ import annotations
 
+import enum
 import json
 import os
 import re
@@ -17,8 +25,10 @@ from collections.abc import MutableMapping
 from dataclasses import dataclass, field
 from datetime import timedelta
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
+from durablehost.engine.fidelity import Fidelity
+from durablehost.engine.versioning import FailureStrategy, MatchStrategy, Versioning
 from durablehost.triggers.options import QueuesOptions
 from durablehost.triggers.timespan import TimeSpanError, parse_timespan
 
@@ -26,6 +36,7 @@ DEFAULT_HUB = "DurableHost"
 DEFAULT_ROUTE_PREFIX = "api"
 _HUB_NAME = re.compile(r"^[A-Za-z][A-Za-z0-9]{2,44}$")
 _SETTING_REFERENCE = re.compile(r"^%([^%]+)%$")
+_Choice = TypeVar("_Choice", bound=enum.StrEnum)
 
 
 class ConfigError(ValueError):
@@ -40,6 +51,8 @@ class HostJson:
     max_orchestrations: int | None = None
     function_timeout: float | None = None  # seconds; host.json functionTimeout bounds each activity
     queues: QueuesOptions = field(default_factory=QueuesOptions)
+    versioning: Versioning = field(default_factory=Versioning)
+    fidelity: Fidelity = Fidelity.DURABLEHOST
 
 
 @dataclass(frozen=True)
@@ -117,6 +130,8 @@ def read_host_json(app_dir: Path, environ: MutableMapping[str, str] | None = Non
         max_orchestrations=_positive(durable, "maxConcurrentOrchestratorFunctions", path),
         function_timeout=_timespan(data, "functionTimeout", path),
         queues=read_queues_options(extensions, path),
+        versioning=_versioning(durable, path),
+        fidelity=_fidelity(data, path),
     )
 
 
@@ -195,6 +210,65 @@ def _queue_timespan(values: dict[str, Any], key: str, where: str, default: timed
         return parse_timespan(value)
     except TimeSpanError as exc:
         raise ConfigError(f"{where}.{key}: {exc}") from exc
+
+
+def read_behaviour(app_dir: Path) -> tuple[Versioning, Fidelity]:
+    """Only the versioning and fidelity settings of ``host.json`` (what the test harness reads)."""
+    path = app_dir / "host.json"
+    if not path.is_file():
+        return Versioning(), Fidelity.DURABLEHOST
+    data = _read_json(path)
+    if not isinstance(data, dict):
+        raise ConfigError(f"{path}: expected a JSON object")
+    durable = _object(_object(data, "extensions", path), "durableTask", path)
+    return _versioning(durable, path), _fidelity(data, path)
+
+
+def _versioning(durable: dict[str, Any], path: Path) -> Versioning:
+    """``defaultVersion`` is taken literally: the extension resolves no ``%Setting%`` in it
+    (azure-functions-durable-extension#3279); null is the same as leaving it out."""
+    version = durable.get("defaultVersion")
+    if version is not None and not isinstance(version, str):
+        raise ConfigError(
+            f"{path}: extensions.durableTask.defaultVersion must be a string, not {version!r}; "
+            f'quote it ("defaultVersion": "{version}") so it is compared as the text you mean'
+        )
+    return Versioning(
+        default_version=version or "",
+        match=_choice(durable, "versionMatchStrategy", MatchStrategy, MatchStrategy.CURRENT_OR_OLDER, path),
+        failure=_choice(durable, "versionFailureStrategy", FailureStrategy, FailureStrategy.REJECT, path),
+    )
+
+
+def _choice(
+    section: dict[str, Any], key: str, choices: type[_Choice], default: _Choice, path: Path
+) -> _Choice:
+    """An enum setting by name, case-insensitively as .NET's configuration binder reads it."""
+    value = section.get(key)
+    if value is None:
+        return default
+    for choice in choices:
+        if isinstance(value, str) and value.strip().lower() == choice.value.lower():
+            return choice
+    names = ", ".join(f'"{c.value}"' for c in choices)
+    raise ConfigError(
+        f'{path}: extensions.durableTask.{key} must be one of {names} (default "{default.value}"), '
+        f"not {value!r}"
+    )
+
+
+def _fidelity(data: dict[str, Any], path: Path) -> Fidelity:
+    section = _object(data, "durablehost", path)
+    unknown = sorted(set(section) - {"fidelity"})
+    if unknown:
+        raise ConfigError(
+            f"{path}: durablehost.{unknown[0]} is not a durablehost setting (the section holds fidelity)"
+        )
+    value = section.get("fidelity", Fidelity.DURABLEHOST.value)
+    try:
+        return Fidelity.parse(value if isinstance(value, str) else repr(value))
+    except ValueError as exc:
+        raise ConfigError(f"{path}: durablehost.fidelity: {exc}") from None
 
 
 def validate_hub_name(hub: str, where: str) -> None:

@@ -1,9 +1,10 @@
 """Read-only routes of the management API beyond Azure's, for the history viewer and for scripts.
 
-* ``GET instances/{id}/details``: what the status route does not show — the raw DTFx history (event ids,
-  ``TaskScheduledId``, timestamps, retries as TimerCreated/TaskScheduled pairs), the task rows of the
-  current execution with their real start and end times, retry chain, child instance and failure, the
-  events waiting in the inbox, and the parent instance. 404 for an unknown instance.
+* ``GET instances/{id}/details``: what the status route does not show — the orchestration version, the
+  raw DTFx history (event ids, ``TaskScheduledId``, timestamps, retries as TimerCreated/TaskScheduled
+  pairs), the task rows of the current execution with their real start and end times, retry chain, child
+  instance and failure, the events waiting in the inbox, and the parent instance. 404 for an unknown
+  instance.
 * ``GET counts?createdTimeFrom&createdTimeTo&instanceIdPrefix``: instances per runtime status. It reads
   every instance row the filter selects (there is no stored aggregate), so it costs one full scan; the
   list route stays one page per request.
@@ -35,6 +36,8 @@ async def details(settings: ServerSettings, instance_id: str) -> web.Response:
         "executionId": record.execution_id,
         "name": record.name,
         "runtimeStatus": record.status.value,
+        # Kept here rather than in the status JSON, which has no version in Azure (StatusResponsePayload).
+        "version": record.version,
         "parentInstanceId": record.parent_instance_id,
         "completedTime": _time(record.completed_time),
         "history": loaded.history,

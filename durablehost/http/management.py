@@ -176,9 +176,12 @@ async def start(
     if instance_id is not None:
         validate_instance_id(instance_id)
     wait = _wait_options(query)
+    # The SDK's start_new(version=…) sends ?version= (URL-quoted; present but empty is the empty version),
+    # which overrides host.json's defaultVersion (extension PR #3213).
+    version = query.text("version", max_length=256)
     input_text = start_input(await read_body(request, settings.max_body))
     try:
-        instance_id = await settings.host.start_new(name, instance_id, input_text)
+        instance_id = await settings.host.start_new(name, instance_id, input_text, version=version)
     except UnknownFunction as exc:
         # The extension's ArgumentException shape; the SDK raises with ExceptionMessage (§5.2).
         return error_response(

@@ -29,7 +29,9 @@ from aiohttp.web_request import BaseRequest
 
 from durablehost.engine.clock import WallClock
 from durablehost.engine.dispatcher import DispatcherOptions
+from durablehost.engine.fidelity import Fidelity
 from durablehost.engine.host import DurableHost
+from durablehost.engine.versioning import Versioning
 from durablehost.errors import AppLoadError, AzuriteError, DurableHostError, StoreError
 from durablehost.functions import FunctionIndex, load_app
 from durablehost.http.appconfig import (
@@ -77,6 +79,7 @@ class StartOptions:
     store: str | None = None
     task_hub: str | None = None
     max_body: int = DEFAULT_MAX_BODY
+    fidelity: Fidelity | None = None  # --fidelity; None: host.json's durablehost.fidelity
 
 
 class _AccessLogger(AbstractAccessLogger):
@@ -114,12 +117,14 @@ def _url_host(host: str) -> str:
     return f"[{host}]" if ":" in host else host
 
 
-def _dispatcher_options(config: HostJson) -> DispatcherOptions:
+def _dispatcher_options(config: HostJson, fidelity: Fidelity | None) -> DispatcherOptions:
     defaults = DispatcherOptions()
     return DispatcherOptions(
         max_concurrent_activities=config.max_activities or defaults.max_concurrent_activities,
         max_concurrent_orchestrations=config.max_orchestrations or defaults.max_concurrent_orchestrations,
         activity_timeout=config.function_timeout,
+        versioning=config.versioning,
+        fidelity=fidelity or config.fidelity,
     )
 
 
@@ -131,6 +136,7 @@ def banner(
     public_url: str,
     out: TextIO,
     triggers: dict[str, TriggerEntry],
+    engine: DispatcherOptions | None = None,
 ) -> None:
     """What ``func start`` prints: the functions with their triggers, HTTP ones with their URLs, timer and
     queue ones with what they listen to, and those durablehost cannot serve marked NOT SERVED."""
@@ -138,6 +144,7 @@ def banner(
         f"App:       {index.app_dir} ({index.source})",
         f"Store:     {choice.store.description} ({choice.source})",
         f"Task hub:  {hub}",
+        *_behaviour_lines(engine or DispatcherOptions()),
         "",
         "Functions:",
         "",
@@ -150,6 +157,20 @@ def banner(
         f"Listening on {public_url} (Ctrl-C to stop)",
     ]
     print("\n".join(lines), file=out, flush=True)
+
+
+def _behaviour_lines(engine: DispatcherOptions) -> list[str]:
+    """The versioning and fidelity settings, when they are not the defaults."""
+    lines = []
+    versioning = engine.versioning
+    if versioning != Versioning():
+        lines.append(
+            f"Versioning: defaultVersion {versioning.default_version!r}, "
+            f"{versioning.match.value}, {versioning.failure.value}"
+        )
+    if engine.fidelity is Fidelity.AZURE:
+        lines.append("Fidelity:  azure (Azure's behaviour where durablehost differs; README)")
+    return lines
 
 
 async def run(options: StartOptions, out: TextIO = sys.stdout) -> int:
@@ -200,7 +221,8 @@ async def _serve(
     except (AzuriteError, StoreError) as exc:
         raise StartupError(f"cannot open the store: {exc}", EXIT_STORE) from exc
     try:
-        engine = DurableHost(choice.store, index, WallClock(), hub=hub, options=_dispatcher_options(config))
+        engine_options = _dispatcher_options(config, options.fidelity)
+        engine = DurableHost(choice.store, index, WallClock(), hub=hub, options=engine_options)
         try:
             await engine.start()
         except DurableHostError as exc:
@@ -269,7 +291,8 @@ async def _listen(
                 await web.SockSite(runner, listening).start()
             try:
                 await _start_triggers(triggers, choice)
-                banner(index, table, choice, hub, public_url, out, triggers.entries)
+                options = engine.dispatcher.options
+                banner(index, table, choice, hub, public_url, out, triggers.entries, options)
                 await stop.wait()
                 log.info("stopping: no new requests; finishing in-flight work (signal again to stop at once)")
             finally:

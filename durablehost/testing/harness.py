@@ -14,7 +14,7 @@ import json
 import os
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -24,10 +24,12 @@ from azure.functions._durable_functions import _serialize_custom_object
 
 from durablehost.engine.clock import VirtualClock
 from durablehost.engine.dispatcher import DispatcherOptions
+from durablehost.engine.fidelity import Fidelity
 from durablehost.engine.host import DurableHost
+from durablehost.engine.versioning import Versioning
 from durablehost.errors import AppLoadError
 from durablehost.functions import FunctionIndex, load_app
-from durablehost.http.appconfig import read_host_json
+from durablehost.http.appconfig import read_behaviour, read_host_json
 from durablehost.store import open_store
 from durablehost.store.base import TableStore
 from durablehost.testing.loopback import LoopbackApi
@@ -66,9 +68,12 @@ class TestClient:
         orchestration_function_name: str,
         instance_id: str | None = None,
         client_input: Any = None,
+        version: str | None = None,
     ) -> str:
         input_text = _df_dumps(client_input) if client_input is not None else None
-        return await self._host.start_new(orchestration_function_name, instance_id, input_text)
+        return await self._host.start_new(
+            orchestration_function_name, instance_id, input_text, version=version
+        )
 
     async def raise_event(
         self,
@@ -141,10 +146,22 @@ class DurableTestHost:
         hub: str = "TestHub",
         options: DispatcherOptions | None = None,
         trigger_timings: ListenerTimings | None = None,
+        fidelity: Fidelity | str | None = None,
+        versioning: Versioning | None = None,
     ) -> AsyncIterator[DurableTestHost]:
+        """``fidelity`` (``"azure"`` for Azure's exact behaviour, README "Differences from Azure") and
+        ``versioning`` default to the app's host.json (``durablehost.fidelity``; ``extensions.durableTask``
+        ``defaultVersion``, ``versionMatchStrategy``, ``versionFailureStrategy``), as ``durablehost
+        start`` reads them; pass them to run as an app with another host.json would."""
         functions = load_app(Path(app_dir))
         entries = plan_triggers(functions.functions, os.environ, _queues_options(functions))
         _refuse_config_errors(entries, functions)
+        configured_versioning, configured_fidelity = read_behaviour(Path(app_dir))
+        options = replace(
+            options or DispatcherOptions(),
+            versioning=versioning or configured_versioning,
+            fidelity=Fidelity.parse(fidelity) if fidelity is not None else configured_fidelity,
+        )
         clock = VirtualClock(start_time)
         own_store = store is None
         the_store = store if store is not None else open_store("memory")

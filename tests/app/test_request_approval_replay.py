@@ -121,9 +121,12 @@ def test_waits_with_deadline_and_reminder_timers(handle: Callable[[str], str]) -
         handle, {"request": {"text": "refund please"}, "deadline_hours": 10, "reminder_interval_hours": 4}
     )
     first = replay.episode(T0)
+    # The approval wait opens with the classification, raced against it in a WhenAny.
     assert [(a["actionType"], a.get("functionName")) for a in leaf_actions(first)] == [
-        (1, "classify_request")
+        (1, "classify_request"),
+        (6, None),
     ]
+    assert first["actions"][0][0]["actionType"] == 11
     assert first["customStatus"] == {"stage": "classifying"}
 
     t1 = T0 + timedelta(seconds=1)
@@ -208,3 +211,35 @@ def test_deadline_escalates_when_configured(handle: Callable[[str], str]) -> Non
     t3 = t2 + timedelta(seconds=1)
     done = replay.episode(t3, task_completed(t3, 2, {"state": "sent"}))
     assert done["output"]["outcome"] == "escalated"
+
+
+def test_an_approval_raised_during_classification_is_counted_once(handle: Callable[[str], str]) -> None:
+    # The history the extension sends when an approval arrives before the classification result: every
+    # EventRaised is appended as it arrives (azure-fidelity-notes §7.2). The code before the wait opened
+    # with the classification saw this event again at every later wait and failed after 50 of them.
+    replay = Replay(handle, {"request": {"text": "refund please"}, "required_approvals": 2})
+    replay.episode(T0)
+    t1 = T0 + timedelta(seconds=1)
+    replay.episode(t1, approval_raised(t1, APPROVAL))
+    t2 = t1 + timedelta(seconds=1)
+    state = replay.episode(t2, task_completed(t2, 0, NEEDS_APPROVAL))
+    assert not state["isDone"]
+    assert state["customStatus"]["stage"] == "awaiting_approval"
+    assert state["customStatus"]["approvals"] == 1
+    assert [a["actionType"] for a in leaf_actions(state)] == [1, 6, 6, 5, 5]  # a fresh wait, then the timers
+
+    t3 = t2 + timedelta(minutes=1)
+    state = replay.episode(t3, approval_raised(t3, {**APPROVAL, "approval_id": "ap-2", "approver": "bob"}))
+    assert state["customStatus"] == {"stage": "approved", "by": ["alice", "bob"]}
+    assert leaf_actions(state)[-1]["functionName"] == "perform_request_action"
+
+
+def test_approvals_that_decide_during_classification_schedule_no_timer(handle: Callable[[str], str]) -> None:
+    replay = Replay(handle, {"request": {"text": "refund please"}})
+    replay.episode(T0)
+    t1 = T0 + timedelta(seconds=1)
+    replay.episode(t1, approval_raised(t1, {**APPROVAL, "decision": "reject"}))
+    t2 = t1 + timedelta(seconds=1)
+    state = replay.episode(t2, task_completed(t2, 0, NEEDS_APPROVAL))
+    assert state["isDone"] and state["output"]["outcome"] == "rejected"
+    assert 5 not in [a["actionType"] for a in leaf_actions(state)]

@@ -3,12 +3,21 @@
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 
 import pytest
 
+from durablehost.engine.fidelity import Fidelity
+from durablehost.engine.versioning import FailureStrategy, MatchStrategy, Versioning
 from durablehost.errors import InvalidRequest
-from durablehost.http.appconfig import ConfigError, apply_settings, read_host_json, read_local_settings
+from durablehost.http.appconfig import (
+    ConfigError,
+    apply_settings,
+    read_behaviour,
+    read_host_json,
+    read_local_settings,
+)
 from durablehost.http.management import start_input
 from durablehost.http.routes import RouteError, compile_route, match_route, sort_routes
 from durablehost.http.server import management_segments
@@ -100,3 +109,64 @@ def test_host_json_function_timeout(tmp_path: Path) -> None:
     for bad in ("5 minutes", "00:00:00", 300):
         with pytest.raises(ConfigError, match="functionTimeout"):
             timeout_of(bad)
+
+
+def test_host_json_versioning_and_fidelity(tmp_path: Path) -> None:
+    def config(host_json: dict[str, object]) -> tuple[Versioning, Fidelity]:
+        (tmp_path / "host.json").write_text(json.dumps(host_json))
+        read = read_host_json(tmp_path)
+        assert (read.versioning, read.fidelity) == read_behaviour(tmp_path)  # the harness reads the same
+        return read.versioning, read.fidelity
+
+    def durable(**settings: object) -> dict[str, object]:
+        return {"version": "2.0", "extensions": {"durableTask": settings}}
+
+    assert config({}) == (
+        Versioning("", MatchStrategy.CURRENT_OR_OLDER, FailureStrategy.REJECT),
+        Fidelity.DURABLEHOST,
+    )
+    assert config(durable(defaultVersion=None)) == config({})
+    assert config(
+        durable(defaultVersion="2.0", versionMatchStrategy="strict", versionFailureStrategy="FAIL")
+    ) == (
+        Versioning("2.0", MatchStrategy.STRICT, FailureStrategy.FAIL),
+        Fidelity.DURABLEHOST,
+    )
+    # The extension resolves no %Setting% in defaultVersion (azure-functions-durable-extension#3279).
+    assert config(durable(defaultVersion="%VERSION%"))[0].default_version == "%VERSION%"
+    assert config({"durablehost": {"fidelity": "Azure"}})[1] is Fidelity.AZURE
+
+
+@pytest.mark.parametrize(
+    ("host_json", "message"),
+    [
+        (
+            {"extensions": {"durableTask": {"defaultVersion": 2.0}}},
+            r"extensions\.durableTask\.defaultVersion must be a string, not 2\.0; quote it "
+            r'\("defaultVersion": "2\.0"\)',
+        ),
+        (
+            {"extensions": {"durableTask": {"versionMatchStrategy": "Newest"}}},
+            r'extensions\.durableTask\.versionMatchStrategy must be one of "None", "Strict", '
+            r'"CurrentOrOlder" \(default "CurrentOrOlder"\), not \'Newest\'',
+        ),
+        (
+            {"extensions": {"durableTask": {"versionFailureStrategy": 1}}},
+            r'extensions\.durableTask\.versionFailureStrategy must be one of "Reject", "Fail" '
+            r'\(default "Reject"\), not 1',
+        ),
+        (
+            {"durablehost": {"fidelity": "exact"}},
+            r"durablehost\.fidelity: unknown fidelity 'exact'; use one of: ",
+        ),
+        ({"durablehost": {"fidelty": "azure"}}, r"durablehost\.fidelty is not a durablehost setting"),
+        ({"durablehost": "azure"}, r"'durablehost' must be an object"),
+    ],
+)
+def test_bad_versioning_and_fidelity_settings_name_the_file_and_field(
+    tmp_path: Path, host_json: dict[str, object], message: str
+) -> None:
+    (tmp_path / "host.json").write_text(json.dumps(host_json))
+    for read in (read_host_json, read_behaviour):
+        with pytest.raises(ConfigError, match=f"^{re.escape(str(tmp_path / 'host.json'))}: {message}"):
+            read(tmp_path)

@@ -263,3 +263,19 @@ def test_restart_from_the_page_links_to_the_new_instance(page: Page, url: str) -
     page.click("#started")
     expect(page.locator("#instance-id")).to_have_text(started)
     expect(page.locator("h1 .badge")).to_have_text("Failed")  # the same input fails the same way
+
+
+def test_the_version_of_an_instance_is_shown(page: Page, url: str) -> None:
+    versioned, unversioned = (f"version-{uuid.uuid4().hex[:6]}" for _ in range(2))
+    status, answer = api("POST", f"{url}{MGMT}/orchestrators/parent/{versioned}?version=1.5")
+    assert status == 202, answer
+    start(url, "parent", unversioned)
+    wait_for(url, unversioned, {"Completed"})
+    # This app sets no defaultVersion, so a 1.5 instance is newer than it and waits, never run: the page
+    # shows its version all the same (from the instance row, as its history is empty).
+    page.goto(f"{url}{VIEWER}#/instance/{versioned}")
+    expect(page.locator("#version")).to_have_text("1.5")
+    expect(page.locator("h1 .badge")).to_have_text("Pending")
+    page.goto(f"{url}{VIEWER}#/instance/{unversioned}")
+    expect(page.locator("#instance-id")).to_have_text(unversioned)
+    expect(page.locator("#version")).to_have_count(0)  # an unversioned instance shows no version

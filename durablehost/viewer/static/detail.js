@@ -119,6 +119,7 @@ export function renderDetail(main, id, live) {
          statusBadge(s.runtimeStatus)),
       el("dl", { class: "facts" },
         el("dt", {}, "Orchestrator"), el("dd", {}, s.name),
+        d.version ? [el("dt", {}, "Version"), el("dd", { class: "mono", id: "version" }, d.version)] : null,
         el("dt", {}, "Created"), el("dd", { class: "mono" }, formatTime(s.createdTime)),
         el("dt", {}, "Last updated"), el("dd", { class: "mono" }, formatTime(s.lastUpdatedTime)),
         el("dt", {}, d.completedTime ? "Ran for" : "Running for"), el("dd", {}, formatDuration(end - started)),

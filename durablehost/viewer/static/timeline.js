@@ -67,11 +67,13 @@ function eventRows(details) {
 
 function orchestrationRow(details, now) {
   const started = details.history.find((e) => e.EventType === 0);
-  const start = parseTime(started ? started.Timestamp : details.history[0]?.Timestamp);
   const finished = parseTime(details.completedTime);
   const running = Number.isNaN(finished);
+  const end = running ? now : finished;
+  // An instance that never ran (one a version check holds back) has no history to start from.
+  const start = parseTime(started ? started.Timestamp : details.history[0]?.Timestamp);
   return { name: details.name, kind: "orchestration", tasks: [],
-           segments: [{ start, end: running ? now : finished, running, type: "orchestration",
+           segments: [{ start: Number.isNaN(start) ? end : start, end, running, type: "orchestration",
                         state: details.runtimeStatus.toLowerCase() }] };
 }
 

@@ -10,7 +10,7 @@ import pytest
 
 from durablehost.testing import DurableTestHost
 from tests.app.conftest import REPO_ROOT
-from tests.app.e2e.support import T0
+from tests.app.e2e.support import FIDELITIES, T0
 
 # Settings that would change what the app does; every test starts from none of them.
 _APP_SETTINGS = (
@@ -41,8 +41,15 @@ def app_env(isolated_app_import: None, monkeypatch: pytest.MonkeyPatch) -> Itera
     yield monkeypatch
 
 
+@pytest.fixture(params=FIDELITIES)
+def fidelity(request: pytest.FixtureRequest) -> str:
+    """The fidelity of the test's hosts: every end-to-end test runs with each (support.FIDELITIES)."""
+    value: str = request.param
+    return value
+
+
 @pytest.fixture
-async def host(app_env: pytest.MonkeyPatch) -> AsyncIterator[DurableTestHost]:
+async def host(app_env: pytest.MonkeyPatch, fidelity: str) -> AsyncIterator[DurableTestHost]:
     """The app in a fresh in-process host (in-memory store) whose virtual clock starts at T0."""
-    async with DurableTestHost.start(REPO_ROOT, start_time=T0) as test_host:
+    async with DurableTestHost.start(REPO_ROOT, start_time=T0, fidelity=fidelity) as test_host:
         yield test_host

@@ -4,7 +4,10 @@ JSON, df-host-protocol §5.4) unless a test says it sends a raw body as curl doe
 
 from __future__ import annotations
 
+import asyncio
 import json
+import sys
+import threading
 from datetime import timedelta
 from typing import Any
 
@@ -15,6 +18,7 @@ from durablehost.errors import InstanceFinished
 from durablehost.testing import DurableTestHost
 from tests.app.e2e.support import (
     APPROVAL_WORKFLOW,
+    EVENT_RAISED,
     NO_APPROVAL_REQUEST,
     REFUND_REQUEST,
     T0,
@@ -273,3 +277,102 @@ async def test_an_approval_raised_before_the_wait_begins_is_not_lost(host: Durab
     status = await host.wait_for_completion(instance_id)
     assert status.runtime_status == Completed, status.custom_status
     assert [a["approval_id"] for a in status.output["approvals"]] == ["ap-early"]
+
+
+class HeldClassification:
+    """Holds the classification activity until released, so that events raised meanwhile reach the
+    instance before the classification does, as they would in Azure (in virtual time an activity result
+    and an event of the same instant are put into history result first)."""
+
+    def __init__(self, monkeypatch: pytest.MonkeyPatch) -> None:
+        self.started = threading.Event()
+        self.release = threading.Event()
+        client = sys.modules["shared.llm.offline"].OfflineLLMClient
+        original = client.complete
+
+        def complete(llm: Any, request: Any) -> Any:
+            if request.task == "classify":
+                self.started.set()
+                assert self.release.wait(20), "the test never released the classification"
+            return original(llm, request)
+
+        monkeypatch.setattr(client, "complete", complete)
+
+    async def until_started(self) -> None:
+        assert await asyncio.to_thread(self.started.wait, 20), "the classification never started"
+
+
+async def raised_in_history(host: DurableTestHost, instance_id: str, count: int) -> None:
+    """Wait until ``count`` events are in the instance's history (the host runs on its own meanwhile)."""
+    for _ in range(2000):
+        if len(events(await host.history(instance_id), EVENT_RAISED)) >= count:
+            return
+        await asyncio.sleep(0.01)
+    raise AssertionError(f"{count} events never reached the history of {instance_id}")
+
+
+async def test_an_early_approval_counts_once_when_two_are_required(
+    host: DurableTestHost, app_env: pytest.MonkeyPatch
+) -> None:
+    # The review's case: on Azure the SDK hands an approval raised before its wait to every later wait
+    # (azure-functions-durable-python#507), so the orchestrator saw it again and again, ignored it as a
+    # repeat each time, and failed after MAX_IGNORED_EVENTS.
+    held = HeldClassification(app_env)
+    instance_id = await host.client.start_new(
+        APPROVAL_WORKFLOW, client_input={"request": REFUND_REQUEST, "required_approvals": 2}
+    )
+    await held.until_started()
+    await host.client.raise_event(instance_id, "approval", approval("ap-early", "alice"))
+    await raised_in_history(host, instance_id, 1)  # taken while classifying, before any approval wait
+    held.release.set()
+    await host.run_until_idle()
+    status = await host.client.get_status(instance_id)
+    assert status.runtime_status == Running, status.output
+    assert status.custom_status["stage"] == "awaiting_approval"
+    assert status.custom_status["approvals"] == 1
+
+    await host.client.raise_event(instance_id, "approval", approval("ap-2", "bob"))
+    status = await host.wait_for_completion(instance_id)
+    assert status.runtime_status == Completed, status.output
+    assert [a["approval_id"] for a in status.output["approvals"]] == ["ap-early", "ap-2"]
+    assert calls("actions.perform")[key(instance_id, "action")]["attempts"] == 1
+
+
+async def test_approvals_raised_during_classification_are_all_counted(
+    host: DurableTestHost, app_env: pytest.MonkeyPatch
+) -> None:
+    # Two approvals before any approval wait: on Azure the second would overwrite the first and then
+    # stand in for every later wait, had the orchestrator not been waiting while it classifies.
+    held = HeldClassification(app_env)
+    instance_id = await host.client.start_new(
+        APPROVAL_WORKFLOW, client_input={"request": REFUND_REQUEST, "required_approvals": 2}
+    )
+    await held.until_started()
+    await host.client.raise_event(instance_id, "approval", approval("ap-1", "alice"))
+    await host.client.raise_event(instance_id, "approval", approval("ap-2", "bob"))
+    await raised_in_history(host, instance_id, 2)
+    held.release.set()
+    status = await host.wait_for_completion(instance_id)
+    assert status.runtime_status == Completed, status.output
+    assert [a["approval_id"] for a in status.output["approvals"]] == ["ap-1", "ap-2"]
+
+
+@pytest.mark.parametrize("approved", [True, False], ids=["approved", "expired"])
+async def test_a_deadline_longer_than_six_days(host: DurableTestHost, approved: bool) -> None:
+    # Azure Storage splits a timer of more than 6 days into 3-day slices, which the SDK schedules one by
+    # one (Azure-exact fidelity reproduces it); the deadline must hold either way.
+    instance_id = await start(host, deadline_hours=10 * 24, reminder_interval_hours=4 * 24)
+    if approved:
+        await host.advance(timedelta(days=1))
+        await host.client.raise_event(instance_id, "approval", approval("ap-1", "alice"))
+        status = await host.wait_for_completion(instance_id)
+        assert (status.output["outcome"], status.output["reminders_sent"]) == ("done", 0)
+        await host.advance(timedelta(days=12))  # the slices still due change nothing
+        assert (await host.client.get_status(instance_id)).output == status.output
+        return
+    await host.advance(timedelta(days=9, hours=23))
+    assert (await host.client.get_status(instance_id)).runtime_status == Running
+    await host.advance(timedelta(hours=1))
+    status = await host.client.get_status(instance_id)
+    assert status.runtime_status == Completed
+    assert (status.output["outcome"], status.output["reminders_sent"]) == ("expired", 2)

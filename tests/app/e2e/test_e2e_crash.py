@@ -62,7 +62,7 @@ async def wait_for(event: threading.Event, timeout: float = 20.0) -> None:
 
 @pytest.mark.azurite
 async def test_a_charge_re_run_after_a_host_crash_charges_once(
-    app_env: pytest.MonkeyPatch, azurite_connection_string: str, tmp_path: Path
+    app_env: pytest.MonkeyPatch, azurite_connection_string: str, tmp_path: Path, fidelity: str
 ) -> None:
     app_env.setenv("APP_STATE_STORE", "table")
     app_env.setenv("AzureWebJobsStorage", azurite_connection_string)
@@ -76,7 +76,7 @@ async def test_a_charge_re_run_after_a_host_crash_charges_once(
         release.wait(20)
 
     try:
-        async with DurableTestHost.start(REPO_ROOT, store=store, start_time=T0) as first:
+        async with DurableTestHost.start(REPO_ROOT, store=store, start_time=T0, fidelity=fidelity) as first:
             instrument_charges(app_env, first_calls, hold)
             instance_id = await first.client.start_new(
                 "booking_saga_orchestrator", client_input={"booking": BOOKING}
@@ -87,7 +87,7 @@ async def test_a_charge_re_run_after_a_host_crash_charges_once(
 
         assert [c["replayed"] for c in first_calls] == [False]
 
-        async with DurableTestHost.start(REPO_ROOT, store=store, start_time=T0) as second:
+        async with DurableTestHost.start(REPO_ROOT, store=store, start_time=T0, fidelity=fidelity) as second:
             instrument_charges(app_env, second_calls, None)
             status = await second.wait_for_completion(instance_id)
             assert status.runtime_status == OrchestrationRuntimeStatus.Completed, status.output
@@ -118,13 +118,13 @@ async def test_a_charge_re_run_after_a_host_crash_charges_once(
 
 @pytest.mark.parametrize("crash_after_hours", [5, 30])
 async def test_an_approval_wait_survives_a_host_crash(
-    app_env: pytest.MonkeyPatch, tmp_path: Path, crash_after_hours: int
+    app_env: pytest.MonkeyPatch, tmp_path: Path, crash_after_hours: int, fidelity: str
 ) -> None:
     # Memory app state is enough here: what must survive is the host's state (timers, the wait), in SQLite.
     store = open_store(f"sqlite:{tmp_path / 'hub.db'}")
     options = {"request": REFUND_REQUEST, "deadline_hours": 48, "reminder_interval_hours": 12}
     try:
-        async with DurableTestHost.start(REPO_ROOT, store=store, start_time=T0) as first:
+        async with DurableTestHost.start(REPO_ROOT, store=store, start_time=T0, fidelity=fidelity) as first:
             instance_id = await first.client.start_new(APPROVAL_WORKFLOW, client_input=options)
             await first.advance(timedelta(hours=crash_after_hours))
             before = (await first.client.get_status(instance_id)).custom_status
@@ -132,7 +132,9 @@ async def test_an_approval_wait_survives_a_host_crash(
             await first.host.stop(drain=False)
 
         later = T0 + timedelta(hours=crash_after_hours)
-        async with DurableTestHost.start(REPO_ROOT, store=store, start_time=later) as second:
+        async with DurableTestHost.start(
+            REPO_ROOT, store=store, start_time=later, fidelity=fidelity
+        ) as second:
             await second.advance(timedelta(hours=47 - crash_after_hours))
             status = await second.client.get_status(instance_id)
             assert status.runtime_status == OrchestrationRuntimeStatus.Running

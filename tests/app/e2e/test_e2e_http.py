@@ -14,6 +14,7 @@ from typing import Any
 import pytest
 
 from tests.app.conftest import REPO_ROOT
+from tests.app.e2e.support import FIDELITIES
 from tests.http.hosting import HostProcess, request, start_host
 
 pytestmark = pytest.mark.slow
@@ -22,9 +23,12 @@ REFUND = {"text": "Please refund order 1234, it arrived broken", "customer": "c-
 APPROVE = {"approval_id": "ap-001", "approver": "alice@example.com", "decision": "approve", "comment": "ok"}
 
 
-@pytest.fixture(scope="module")
-def app_server() -> Iterator[HostProcess]:
-    server = start_host("--store", "memory", app=REPO_ROOT, env={"APP_STATE_STORE": "memory"})
+@pytest.fixture(scope="module", params=FIDELITIES)
+def app_server(request: pytest.FixtureRequest) -> Iterator[HostProcess]:
+    """The app under ``durablehost start``, once with each fidelity (tests/app/e2e/conftest.py)."""
+    server = start_host(
+        "--store", "memory", "--fidelity", request.param, app=REPO_ROOT, env={"APP_STATE_STORE": "memory"}
+    )
     yield server
     assert server.stop() == 0, server.log()
 
