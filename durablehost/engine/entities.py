@@ -24,7 +24,7 @@ from datetime import datetime
 
 from durablehost.engine.clock import Clock
 from durablehost.engine.episode import InstanceState
-from durablehost.engine.partition import InstanceRepository
+from durablehost.engine.partition import MAX_BATCH, InstanceRepository
 from durablehost.engine.records import EventMessage, InstanceRecord, MessageKind, RuntimeStatus, TaskRecord
 from durablehost.errors import EntityAlreadyExists, InvocationError, UnknownFunction
 from durablehost.functions import FunctionIndex, call_entity
@@ -94,7 +94,10 @@ class Entities:
         self._functions = functions
         self._user = user
         self._clock = clock
-        self._batch_size = batch_size
+        # The batch's inbox rows are deleted in the transaction that commits the new state, which holds
+        # 100 operations with the instance row: a bigger batch would delete some rows after the commit,
+        # and a reload in between would run their operations twice.
+        self._batch_size = min(batch_size, MAX_BATCH - 1)
         self._deliver = deliver
         # Entity rows go into the instance index too, which `GET entities/{name}` lists.
         self.publish = publish

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import uuid
 from collections.abc import AsyncIterator
 from pathlib import Path
 
@@ -86,3 +87,31 @@ async def test_one_senders_messages_reach_the_entity_in_order(host: DurableTestH
     status = await host.wait_for_completion(instance_id)
     assert status.runtime_status == df.OrchestrationRuntimeStatus.Completed, status.output
     assert status.output == list(range(20))
+
+
+async def test_a_big_batch_commits_with_all_its_inbox_rows(engine_store: TableStore | None) -> None:
+    """150 queued operations: each batch must delete its inbox rows in the transaction that commits the
+    state. A batch whose last deletes ran after the commit, and failed, ran those operations again on the
+    reload (the store refuses the first standalone delete here, as a full disk would)."""
+    from durablehost.engine.clock import WallClock
+    from durablehost.engine.host import DurableHost
+    from durablehost.functions import load_app
+    from durablehost.store import open_store
+    from tests.support.faults import FaultyStore
+
+    inner = engine_store or open_store("memory")
+    hub = f"Big{uuid.uuid4().hex[:10]}"
+    client = DurableHost(inner, load_app(APP), WallClock(), hub=hub)
+    await client.start(run_dispatcher=False)
+    for n in range(1, 151):
+        await client.signal_entity("counter", "big", "add", json.dumps(json.dumps(n)))
+    store = FaultyStore(inner)
+
+    def deletes_only(_operation: str, table: str, ops: object) -> bool:
+        return table.endswith("Instances") and all(op.kind.value == "delete" for op in ops)  # type: ignore[attr-defined]
+
+    store.fail(frozenset({"transact", "delete"}), times=1, when=deletes_only)
+    async with DurableTestHost.start(APP, store=store, hub=hub) as host:
+        await host.run_until_idle()
+        assert await host.host.read_entity_state("counter", "big") == json.dumps(sum(range(1, 151)))
+    await inner.close()
