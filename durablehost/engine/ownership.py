@@ -249,10 +249,14 @@ class Ownership:
         count = self.options.partition_count
         share = math.ceil(count / len(live))
         floor_share = count // len(live)
+        # Who holds what once the hand-overs already asked for are done: a lease promised to a live
+        # process counts for it, not for its current owner (counting it twice made two processes ask
+        # each other back and forth).
         held_by: dict[str, int] = {}
         for lease in leases.values():
             if lease.owner and lease.owner in live and lease.expires_at > now:
-                held_by[lease.owner] = held_by.get(lease.owner, 0) + 1
+                promised = lease.next_owner if lease.next_owner in live else lease.owner
+                held_by[promised] = held_by.get(promised, 0) + 1
         # A lease held by a process whose member row lapsed is not free until the lease itself expires:
         # that process may still be working (its heartbeat failed, not its work).
         free = [
@@ -272,7 +276,12 @@ class Ownership:
             if lease.partition in self._held:
                 continue
             await self._renew(lease.partition, lease, now, acquired=True)
-        if len(self._held) >= floor_share:
+        incoming = sum(
+            1
+            for lease in leases.values()
+            if lease.next_owner == self.member_id and lease.owner != self.member_id
+        )
+        if len(self._held) + incoming >= floor_share:
             return
         # Nothing free: ask the busiest process for one partition (one request per look).
         busiest = max(held_by.items(), key=lambda item: item[1], default=None)
