@@ -7,7 +7,6 @@ by one (``tick``), so the tests say exactly what each process saw and did.
 from __future__ import annotations
 
 import asyncio
-import subprocess
 import sys
 import time
 import uuid
@@ -143,14 +142,19 @@ async def test_a_killed_holder_loses_its_partitions_when_the_leases_expire(store
 
 async def test_a_holder_whose_process_is_gone_is_taken_over_at_once(store: TableStore) -> None:
     control = await _control(store, 2)
-    ghost = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True)
-    dead_pid = int(ghost.stdout)
+    ghost = await asyncio.create_subprocess_exec(sys.executable, "-c", "pass")
+    await ghost.wait()
+    dead_pid = ghost.pid  # a process of this host that has exited
     survivor = Process(control, 2)
     await survivor.tick()  # takes both partitions, then pretend a dead process on this host took them
     for partition in (0, 1):
         lease = await control.read_lease(partition)
         await control.write_lease(
-            partition, owner="ghost", expires_at=lease.expires_at + timedelta(hours=1), next_owner="", etag=lease.etag
+            partition,
+            owner="ghost",
+            expires_at=lease.expires_at + timedelta(hours=1),
+            next_owner="",
+            etag=lease.etag,
         )
     host = survivor.ownership._host
     far = lease.expires_at + timedelta(hours=1)
@@ -166,7 +170,7 @@ async def test_a_paused_holder_stops_starting_work_when_its_lease_runs_out(store
     paused = Process(control, 1)
     await paused.tick()
     assert paused.ownership.holds(0)
-    time.sleep(LEASE.total_seconds())  # a SIGSTOP: no renewal, and no look at the clock either
+    time.sleep(LEASE.total_seconds())  # noqa: ASYNC251 - a SIGSTOP: the loop itself stands still
     assert not paused.ownership.holds(0)  # the first thing it checks after waking up
 
 

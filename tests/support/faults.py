@@ -15,7 +15,16 @@ from dataclasses import dataclass
 from typing import Any
 
 from durablehost.errors import StoreUnavailable
-from durablehost.store.base import MAX_PAGE_SIZE, Condition, Entity, Op, Page, Properties, TableStore, UpdateMode
+from durablehost.store.base import (
+    MAX_PAGE_SIZE,
+    Condition,
+    Entity,
+    Op,
+    Page,
+    Properties,
+    TableStore,
+    UpdateMode,
+)
 
 WRITES = frozenset({"insert", "upsert", "update", "delete", "transact"})
 READS = frozenset({"get", "query_page"})
