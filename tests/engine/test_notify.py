@@ -1,0 +1,83 @@
+"""Writes made through a process that owns nothing reach the owner, which revalidates its cached copy.
+
+Two bugs had one root cause: a non-owner acted on the instance itself (or the owner trusted its cache).
+A sub-orchestration terminated through a process that is not its owner never woke its parent, and an
+instance resumed through a non-owner never got the event raised while it was suspended. Here the second
+"process" is a DurableHost that serves clients only (it never joins the hub as a worker), on the same
+store as the harness that owns every partition.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import time
+import uuid
+from collections.abc import AsyncIterator
+from typing import Any
+
+import pytest
+
+from durablehost.engine.clock import WallClock
+from durablehost.engine.host import DurableHost
+from durablehost.functions import load_app
+from durablehost.store import open_store
+from durablehost.store.base import TableStore
+from durablehost.testing import DurableTestHost
+
+from .conftest import APPS
+
+APP = APPS / "surface"
+
+
+@pytest.fixture
+async def pair(engine_store: TableStore | None) -> AsyncIterator[tuple[DurableTestHost, DurableHost]]:
+    store = engine_store or open_store("memory")
+    hub = f"N{uuid.uuid4().hex[:12]}"
+    async with DurableTestHost.start(APP, store=store, hub=hub) as owner:
+        bystander = DurableHost(store, load_app(APP), WallClock(), hub=hub)
+        await bystander.start(run_dispatcher=False)
+        assert not bystander.dispatcher.owned_partitions
+        yield owner, bystander
+    await store.close()
+
+
+async def _finished(host: DurableHost, instance_id: str, timeout: float = 15.0) -> dict[str, Any]:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        status = await host.get_status(instance_id)
+        if status is not None and status["runtimeStatus"] in ("Completed", "Failed", "Terminated"):
+            return status
+        await asyncio.sleep(0.05)
+    raise AssertionError(f"{instance_id} did not finish: {await host.get_status(instance_id)}")
+
+
+async def test_a_sub_orchestration_terminated_through_a_non_owner_wakes_its_parent(
+    pair: tuple[DurableTestHost, DurableHost],
+) -> None:
+    owner, bystander = pair
+    parent = await owner.client.start_new("parent_of_waiter", client_input="child-of-parent")
+    await owner.run_until_idle()
+    assert (await bystander.get_status("child-of-parent") or {}).get("runtimeStatus") == "Running"
+    await bystander.terminate("child-of-parent", "no longer needed")
+    status = await _finished(bystander, parent)
+    assert status["runtimeStatus"] == "Failed"
+    assert "Sub-orchestration 'waiter' (child-of-parent) failed" in status["output"]
+    assert "no longer needed" in status["output"]
+
+
+async def test_an_instance_resumed_through_a_non_owner_gets_the_event_raised_while_suspended(
+    pair: tuple[DurableTestHost, DurableHost],
+) -> None:
+    owner, bystander = pair
+    instance_id = await owner.client.start_new("waiter")
+    await owner.run_until_idle()
+    await bystander.suspend(instance_id, "hold on")
+    assert (await bystander.get_status(instance_id) or {})["runtimeStatus"] == "Suspended"
+    assert await bystander.raise_event(instance_id, "go", json.dumps("payload"))
+    await asyncio.sleep(0.5)  # the owner has been woken meanwhile: the event waits while suspended
+    assert (await bystander.get_status(instance_id) or {})["runtimeStatus"] == "Suspended"
+    await bystander.resume(instance_id, "go on")
+    status = await _finished(bystander, instance_id)
+    assert status["runtimeStatus"] == "Completed"
+    assert status["output"] == "payload"
