@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import asyncio
 import collections
+import contextlib
 import functools
 import json
 import logging
@@ -234,6 +235,19 @@ class Dispatcher:
         await self.tasks.stop()
         self.outcomes.close()
         self.user.shutdown()
+
+    async def ownership_summary(self, timeout: float) -> str:
+        """How many partitions this process owns and how many processes share the hub, after the first
+        look at the leases (or as far as it got within ``timeout``)."""
+        ownership = self.ownership
+        if ownership is None:
+            return f"none of {self.partition_count} (this process serves clients only)"
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout(timeout):
+                await ownership.looked.wait()
+        others = ownership.members - 1
+        sharing = f"{others} other process{'es' if others != 1 else ''} share the task hub"
+        return f"{len(ownership.owned)} of {self.partition_count} owned by this process; {sharing}"
 
     @property
     def owned_partitions(self) -> frozenset[int]:

@@ -100,6 +100,7 @@ class Ownership:
         self.members = 1  # live processes on the hub, this one included (as of the last look)
         self._loop: asyncio.Task[None] | None = None
         self._changed = asyncio.Event()
+        self.looked = asyncio.Event()  # set once the first look at the leases is done
         self._host = this_host()
         self._pid = os.getpid()
         self._started = process_start_ticks(self._pid)
@@ -171,6 +172,7 @@ class Ownership:
         await self._keep_or_hand_over(leases, live, now)
         await self._claim(leases, live, dead, now)
         self._changed.set()
+        self.looked.set()
 
     def _member(self, expires_at: datetime) -> Member:
         return Member(

@@ -137,6 +137,7 @@ def banner(
     out: TextIO,
     triggers: dict[str, TriggerEntry],
     engine: DispatcherOptions | None = None,
+    partitions: str | None = None,
 ) -> None:
     """What ``func start`` prints: the functions with their triggers, HTTP ones with their URLs, timer and
     queue ones with what they listen to, and those durablehost cannot serve marked NOT SERVED."""
@@ -144,6 +145,7 @@ def banner(
         f"App:       {index.app_dir} ({index.source})",
         f"Store:     {choice.store.description} ({choice.source})",
         f"Task hub:  {hub}",
+        *([f"Partitions: {partitions}"] if partitions else []),
         *_behaviour_lines(engine or DispatcherOptions()),
         "",
         "Functions:",
@@ -291,8 +293,20 @@ async def _listen(
                 await web.SockSite(runner, listening).start()
             try:
                 await _start_triggers(triggers, choice)
-                options = engine.dispatcher.options
-                banner(index, table, choice, hub, public_url, out, triggers.entries, options)
+                # Requests are served already; the banner waits (briefly) for the first look at the leases.
+                partitions = await engine.dispatcher.ownership_summary(timeout=3.0)
+                engine_options = engine.dispatcher.options
+                banner(
+                    index,
+                    table,
+                    choice,
+                    hub,
+                    public_url,
+                    out,
+                    triggers.entries,
+                    engine=engine_options,
+                    partitions=partitions,
+                )
                 await stop.wait()
                 log.info("stopping: no new requests; finishing in-flight work (signal again to stop at once)")
             finally:

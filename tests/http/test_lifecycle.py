@@ -76,6 +76,8 @@ async def test_default_store_is_sqlite_in_the_app_folder_and_settings_apply(tmp_
         banner = host.log()
         assert f"sqlite:{app / '.durablehost' / 'state.sqlite'}" in banner
         assert "Task hub:  HttpTestHub" in banner
+        # A fresh hub: this process takes every partition at its first look, and shares with nobody.
+        assert "Partitions: 4 of 4 owned by this process; 0 other processes share the task hub" in banner
         assert f"hello_route: [GET] {url}/api/hello/{{who:alpha}}" in banner
         assert "say_hello: activityTrigger" in banner
         status, _, _ = await request("GET", f"{url}/api/hello/Zed")
