@@ -36,7 +36,10 @@ from durablehost.http.common import DEFAULT_MAX_BODY
 from durablehost.http.keys import MASTER_KEY_SETTING
 from durablehost.http.listing import list_functions
 from durablehost.http.serve import EXIT_CONFIG, StartOptions, StartupError, run
+from durablehost.http.supervisor import role_from_environment, supervise
 from durablehost.replay import HistoryDocumentError, check_paths
+
+MAX_WORKERS = 64
 
 STATUSES = (
     "Pending",
@@ -97,6 +100,14 @@ def _parser() -> argparse.ArgumentParser:
         "'Differences from Azure'); default: host.json durablehost.fidelity, else durablehost",
     )
     start.add_argument("--log-level", default="INFO", choices=("DEBUG", "INFO", "WARNING", "ERROR"))
+    start.add_argument(
+        "--workers",
+        type=_workers,
+        default=1,
+        metavar="N",
+        help="worker processes behind the one port (default 1; auto = one per core): each runs the app "
+        "and shares the task hub's partitions with the others",
+    )
     start.add_argument(
         "--list",
         action="store_true",
@@ -170,9 +181,10 @@ def _fidelity(text: str) -> Fidelity:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    args = _parser().parse_args(argv)
+    arguments = list(sys.argv[1:] if argv is None else argv)
+    args = _parser().parse_args(arguments)
     if args.command == "start":
-        return _start(args)
+        return _start(args, arguments)
     if args.command == "replay-check":
         return _replay_check(args)
     try:
@@ -182,10 +194,36 @@ def main(argv: Sequence[str] | None = None) -> int:
         return exc.exit_code
 
 
-def _start(args: argparse.Namespace) -> int:
+def _workers(text: str) -> int:
+    if text == "auto":
+        return os.cpu_count() or 1
+    if not text.isdigit() or not 1 <= int(text) <= MAX_WORKERS:
+        raise argparse.ArgumentTypeError(f"--workers must be auto or a whole number from 1 to {MAX_WORKERS}")
+    return int(text)
+
+
+def _without_workers(argv: Sequence[str]) -> list[str]:
+    """The command line of a worker: the supervisor's own, without --workers."""
+    kept: list[str] = []
+    skip = False
+    for arg in argv:
+        if skip:
+            skip = False
+        elif arg == "--workers":
+            skip = True
+        elif not arg.startswith("--workers="):
+            kept.append(arg)
+    return kept
+
+
+def _start(args: argparse.Namespace, argv: Sequence[str]) -> int:
     if args.list:
         return list_functions(args.app_dir.resolve(), sys.stdout, sys.stderr)
-    logging.basicConfig(level=args.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    role = role_from_environment()
+    prefix = f"[{role.label}] " if role is not None else ("[supervisor] " if args.workers > 1 else "")
+    logging.basicConfig(
+        level=args.log_level, format=f"%(asctime)s {prefix}%(levelname)s %(name)s: %(message)s"
+    )
     if args.log_level != "DEBUG":
         # The Azure SDK logs every storage request with its headers at INFO: noise that drowns the host's
         # own messages.
@@ -201,8 +239,11 @@ def _start(args: argparse.Namespace) -> int:
         task_hub=args.task_hub,
         max_body=args.max_body_bytes,
         fidelity=args.fidelity,
+        worker=role,
     )
     try:
+        if role is None and args.workers > 1:
+            return asyncio.run(supervise(options, args.workers, _without_workers(argv)))
         return asyncio.run(run(options))
     except StartupError as exc:
         print(f"error: {exc}", file=sys.stderr)

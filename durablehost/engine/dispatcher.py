@@ -132,7 +132,9 @@ class Dispatcher:
         self.clock = clock
         self.options = options = options or DispatcherOptions()
         self.outage = outage or StoreOutage()
-        self.member_id = uuid.uuid4().hex[:12]
+        # The label (a worker of `durablehost start --workers`) leads, so logs name processes readably.
+        suffix = uuid.uuid4().hex[:12]
+        self.member_id = f"{options.member_label}-{suffix[:8]}" if options.member_label else suffix
         self.partition_count = options.partition_count
         self.user = UserCode(
             orchestrator_threads=options.max_concurrent_orchestrations,
@@ -246,7 +248,8 @@ class Dispatcher:
             async with asyncio.timeout(timeout):
                 await ownership.looked.wait()
         others = ownership.members - 1
-        sharing = f"{others} other process{'es' if others != 1 else ''} share the task hub"
+        sharing = f"{others} other process shares" if others == 1 else f"{others} other processes share"
+        sharing += " the task hub"
         return f"{len(ownership.owned)} of {self.partition_count} owned by this process; {sharing}"
 
     @property

@@ -5,14 +5,17 @@ they are already set, and ``Host.LocalHttpPort`` is the default port. From ``hos
 ``extensions.http.routePrefix`` (default ``api``), ``extensions.durableTask.hubName`` (default
 ``DurableHost``; ``%Setting%`` references are resolved from the environment),
 ``maxConcurrentActivityFunctions`` / ``maxConcurrentOrchestratorFunctions``, the versioning settings
-``defaultVersion`` / ``versionMatchStrategy`` / ``versionFailureStrategy`` (durablehost.engine.versioning);
+``defaultVersion`` / ``versionMatchStrategy`` / ``versionFailureStrategy`` (durablehost.engine.versioning),
+``storageProvider.partitionCount`` (1-16, default 4: the task hub's partitions, fixed when it is created);
 ``extensions.queues`` (the queue trigger's options, ``QueuesOptions``).
 
 durablehost's own settings live in a top-level ``durablehost`` section, which the Functions host ignores
 as it ignores every section it does not know (azure-functions-host#3718: a misplaced top-level ``http``
 section was silently ignored in Azure); the Durable extension never sees it:
 ``{"durablehost": {"fidelity": "azure"}}`` makes durablehost behave as Azure does where it deliberately
-differs (durablehost.engine.fidelity).
+differs (durablehost.engine.fidelity), and ``leaseDuration`` (a TimeSpan, default ``"00:00:15"``) sets how
+long a partition lease lasts: how soon the partitions of a process that was killed (on another machine)
+are taken over.
 """
 
 from __future__ import annotations
@@ -28,6 +31,7 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 from durablehost.engine.fidelity import Fidelity
+from durablehost.engine.placement import DEFAULT_PARTITIONS, validate_partition_count
 from durablehost.engine.versioning import FailureStrategy, MatchStrategy, Versioning
 from durablehost.triggers.options import QueuesOptions
 from durablehost.triggers.timespan import TimeSpanError, parse_timespan
@@ -37,6 +41,9 @@ DEFAULT_ROUTE_PREFIX = "api"
 _HUB_NAME = re.compile(r"^[A-Za-z][A-Za-z0-9]{2,44}$")
 _SETTING_REFERENCE = re.compile(r"^%([^%]+)%$")
 _Choice = TypeVar("_Choice", bound=enum.StrEnum)
+
+
+DEFAULT_LEASE = timedelta(seconds=15)
 
 
 class ConfigError(ValueError):
@@ -53,6 +60,9 @@ class HostJson:
     queues: QueuesOptions = field(default_factory=QueuesOptions)
     versioning: Versioning = field(default_factory=Versioning)
     fidelity: Fidelity = Fidelity.DURABLEHOST
+    # extensions.durableTask.storageProvider.partitionCount (1-16, default 4, as in Azure)
+    partition_count: int = DEFAULT_PARTITIONS
+    lease_duration: timedelta = DEFAULT_LEASE  # durablehost.leaseDuration: how long a partition lease lasts
 
 
 @dataclass(frozen=True)
@@ -132,7 +142,33 @@ def read_host_json(app_dir: Path, environ: MutableMapping[str, str] | None = Non
         queues=read_queues_options(extensions, path),
         versioning=_versioning(durable, path),
         fidelity=_fidelity(data, path),
+        partition_count=_partition_count(durable, path),
+        lease_duration=_lease_duration(data, path),
     )
+
+
+def _partition_count(durable: dict[str, Any], path: Path) -> int:
+    provider = _object(durable, "storageProvider", path)
+    value = provider.get("partitionCount", DEFAULT_PARTITIONS)
+    try:
+        validate_partition_count(value, f"{path}: extensions.durableTask.storageProvider")
+    except ValueError as exc:
+        raise ConfigError(str(exc)) from None
+    return int(value)
+
+
+def _lease_duration(data: dict[str, Any], path: Path) -> timedelta:
+    """``durablehost.leaseDuration``: a TimeSpan of 2 s to 10 min (the Azure Storage provider's lease is
+    not configurable from host.json; durablehost's default is 15 s, renewed every 5 s)."""
+    value = _object(data, "durablehost", path).get("leaseDuration")
+    if value is None:
+        return DEFAULT_LEASE
+    seconds = _timespan({"leaseDuration": value}, "leaseDuration", path)
+    if seconds is None or not 2 <= seconds <= 600:
+        raise ConfigError(
+            f'{path}: durablehost.leaseDuration must be a TimeSpan from "00:00:02" to "00:10:00"'
+        )
+    return timedelta(seconds=seconds)
 
 
 _QUEUE_KEYS = {
@@ -259,10 +295,11 @@ def _choice(
 
 def _fidelity(data: dict[str, Any], path: Path) -> Fidelity:
     section = _object(data, "durablehost", path)
-    unknown = sorted(set(section) - {"fidelity"})
+    unknown = sorted(set(section) - {"fidelity", "leaseDuration"})
     if unknown:
         raise ConfigError(
-            f"{path}: durablehost.{unknown[0]} is not a durablehost setting (the section holds fidelity)"
+            f"{path}: durablehost.{unknown[0]} is not a durablehost setting (the section holds fidelity "
+            "and leaseDuration)"
         )
     value = section.get("fidelity", Fidelity.DURABLEHOST.value)
     try:

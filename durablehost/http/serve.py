@@ -72,6 +72,24 @@ class StartupError(Exception):
 
 
 @dataclass(frozen=True)
+class WorkerRole:
+    """This process is worker ``index`` (0-based) of ``count`` behind one port (durablehost.http.workers):
+    it serves the listening socket it inherited, says on ``ready_fd`` that it serves, and stops when
+    ``lifeline_fd`` closes (its supervisor is gone)."""
+
+    index: int
+    count: int
+    listen_fd: int
+    ready_fd: int
+    lifeline_fd: int
+    restarted: bool = False
+
+    @property
+    def label(self) -> str:
+        return f"w{self.index + 1}"
+
+
+@dataclass(frozen=True)
 class StartOptions:
     app_dir: Path
     host: str = DEFAULT_BIND
@@ -80,6 +98,7 @@ class StartOptions:
     task_hub: str | None = None
     max_body: int = DEFAULT_MAX_BODY
     fidelity: Fidelity | None = None  # --fidelity; None: host.json's durablehost.fidelity
+    worker: WorkerRole | None = None  # set in the worker processes of `--workers N`
 
 
 class _AccessLogger(AbstractAccessLogger):
@@ -117,7 +136,9 @@ def _url_host(host: str) -> str:
     return f"[{host}]" if ":" in host else host
 
 
-def _dispatcher_options(config: HostJson, fidelity: Fidelity | None) -> DispatcherOptions:
+def _dispatcher_options(
+    config: HostJson, fidelity: Fidelity | None, worker: WorkerRole | None = None
+) -> DispatcherOptions:
     defaults = DispatcherOptions()
     return DispatcherOptions(
         max_concurrent_activities=config.max_activities or defaults.max_concurrent_activities,
@@ -125,6 +146,9 @@ def _dispatcher_options(config: HostJson, fidelity: Fidelity | None) -> Dispatch
         activity_timeout=config.function_timeout,
         versioning=config.versioning,
         fidelity=fidelity or config.fidelity,
+        partition_count=config.partition_count,
+        lease_duration=config.lease_duration,
+        member_label=worker.label if worker is not None else "",
     )
 
 
@@ -138,6 +162,7 @@ def banner(
     triggers: dict[str, TriggerEntry],
     engine: DispatcherOptions | None = None,
     partitions: str | None = None,
+    workers: int = 1,
 ) -> None:
     """What ``func start`` prints: the functions with their triggers, HTTP ones with their URLs, timer and
     queue ones with what they listen to, and those durablehost cannot serve marked NOT SERVED."""
@@ -146,6 +171,11 @@ def banner(
         f"Store:     {choice.store.description} ({choice.source})",
         f"Task hub:  {hub}",
         *([f"Partitions: {partitions}"] if partitions else []),
+        *(
+            [f"Workers:   {workers} processes serve this port (logs prefixed [w1] … [w{workers}])"]
+            if workers > 1
+            else []
+        ),
         *_behaviour_lines(engine or DispatcherOptions()),
         "",
         "Functions:",
@@ -175,8 +205,19 @@ def _behaviour_lines(engine: DispatcherOptions) -> list[str]:
     return lines
 
 
-async def run(options: StartOptions, out: TextIO = sys.stdout) -> int:
-    """Serve until SIGINT/SIGTERM; returns the exit code. StartupError for a refused start."""
+@dataclass(frozen=True)
+class Prepared:
+    """What ``start`` reads before it opens anything: settings, host.json, the hub, keys, the port."""
+
+    app_dir: Path
+    config: HostJson
+    hub: str
+    keys: Keys
+    port: int
+
+
+def prepare(options: StartOptions) -> Prepared:
+    """Read and check the configuration (StartupError with the exit code for what is wrong)."""
     app_dir = options.app_dir.resolve()
     if not app_dir.is_dir():
         raise StartupError(f"the app folder {app_dir} does not exist", EXIT_APP)
@@ -190,10 +231,21 @@ async def run(options: StartOptions, out: TextIO = sys.stdout) -> int:
     except (ConfigError, KeyConfigError) as exc:
         raise StartupError(str(exc), EXIT_CONFIG) from exc
     port = options.port if options.port is not None else (local.http_port or DEFAULT_PORT)
-    sock = bind_socket(options.host, port)
-    rpc_sock = bind_socket(DEFAULT_BIND, 0) if keys.enforce else None
+    return Prepared(app_dir, config, hub, keys, port)
+
+
+async def run(options: StartOptions, out: TextIO = sys.stdout) -> int:
+    """Serve until SIGINT/SIGTERM; returns the exit code. StartupError for a refused start."""
+    prepared = prepare(options)
+    if options.worker is not None:
+        # A worker of `--workers N` serves the socket its supervisor bound (and listens on already).
+        sock = socket.socket(fileno=options.worker.listen_fd)
+        sock.setblocking(False)
+    else:
+        sock = bind_socket(options.host, prepared.port)
+    rpc_sock = bind_socket(DEFAULT_BIND, 0) if prepared.keys.enforce else None
     try:
-        return await _serve(options, app_dir, config, hub, keys, sock, rpc_sock, out)
+        return await _serve(options, prepared, sock, rpc_sock, out)
     finally:
         sock.close()
         if rpc_sock is not None:
@@ -202,14 +254,12 @@ async def run(options: StartOptions, out: TextIO = sys.stdout) -> int:
 
 async def _serve(
     options: StartOptions,
-    app_dir: Path,
-    config: HostJson,
-    hub: str,
-    keys: Keys,
+    prepared: Prepared,
     sock: socket.socket,
     rpc_sock: socket.socket | None,
     out: TextIO,
 ) -> int:
+    app_dir, config, hub, keys = prepared.app_dir, prepared.config, prepared.hub, prepared.keys
     try:
         index = load_app(app_dir)
         table = TriggerTable(index.http, config.route_prefix)
@@ -223,7 +273,7 @@ async def _serve(
     except (AzuriteError, StoreError) as exc:
         raise StartupError(f"cannot open the store: {exc}", EXIT_STORE) from exc
     try:
-        engine_options = _dispatcher_options(config, options.fidelity)
+        engine_options = _dispatcher_options(config, options.fidelity, options.worker)
         engine = DurableHost(choice.store, index, WallClock(), hub=hub, options=engine_options)
         try:
             await engine.start()
@@ -295,18 +345,26 @@ async def _listen(
                 await _start_triggers(triggers, choice)
                 # Requests are served already; the banner waits (briefly) for the first look at the leases.
                 partitions = await engine.dispatcher.ownership_summary(timeout=3.0)
-                engine_options = engine.dispatcher.options
-                banner(
-                    index,
-                    table,
-                    choice,
-                    hub,
-                    public_url,
-                    out,
-                    triggers.entries,
-                    engine=engine_options,
-                    partitions=partitions,
-                )
+                worker = options.worker
+                if worker is None or (worker.index == 0 and not worker.restarted):
+                    banner(
+                        index,
+                        table,
+                        choice,
+                        hub,
+                        public_url,
+                        out,
+                        triggers.entries,
+                        engine=engine.dispatcher.options,
+                        partitions=partitions,
+                        workers=worker.count if worker is not None else 1,
+                    )
+                if worker is not None:
+                    log.info("worker %s (pid %d) serves %s; partitions: %s", worker.label, os.getpid(),
+                             public_url, partitions)  # fmt: skip
+                if worker is not None:
+                    _watch_supervisor(worker, stop)
+                    os.write(worker.ready_fd, b"ready\n")
                 await stop.wait()
                 log.info("stopping: no new requests; finishing in-flight work (signal again to stop at once)")
             finally:
@@ -320,6 +378,24 @@ async def _listen(
         for sig in signals:
             loop.remove_signal_handler(sig)
     return EXIT_OK
+
+
+def _watch_supervisor(worker: WorkerRole, stop: asyncio.Event) -> None:
+    """Stop gracefully when the supervisor is gone (even killed): its end of the lifeline pipe closes."""
+    loop = asyncio.get_running_loop()
+
+    def lifeline_closed() -> None:
+        try:
+            data = os.read(worker.lifeline_fd, 64)
+        except BlockingIOError:
+            return
+        if not data:
+            loop.remove_reader(worker.lifeline_fd)
+            log.warning("the supervisor is gone; stopping")
+            stop.set()
+
+    os.set_blocking(worker.lifeline_fd, False)
+    loop.add_reader(worker.lifeline_fd, lifeline_closed)
 
 
 async def _close_sdk_session(engine: DurableHost) -> None:
