@@ -49,7 +49,7 @@ async def _until(what: str, check: object, timeout: float = 30.0) -> None:
 
 async def _start_chains(url: str, count: int) -> list[str]:
     ids = []
-    for n in range(count):
+    for _ in range(count):
         status, body, _ = await request("POST", f"{url}{MGMT}/orchestrators/chain", json_body=3)
         assert status == 202, body
         ids.append(json.loads(body)["id"])
