@@ -642,12 +642,21 @@ class Dispatcher:
         await self.after_finish(state)
 
     async def after_finish(self, state: InstanceState) -> None:
-        """What a finished instance owes others: its parent's outcome, its marker, its outcomes."""
+        """What a finished instance owes others: its parent's outcome, then its marker's removal.
+
+        In the background, so no episode worker waits on another instance's commit; and in that order: the
+        marker goes only once the parent's outcome is stored, so a crash in between leaves the child marked
+        and the next owner's recovery sends the outcome again (a duplicate is dropped by the store).
+        """
         record = state.record
         instance_id = record.instance_id
         self._replay_ready_at.pop(instance_id, None)
         self.timers.cancel_instance(instance_id)
         self.outcomes.flush_soon(instance_id)  # its activities' outcomes are stored all the same (rewind)
+        self.spawn(self._settle_finished(record))
+
+    async def _settle_finished(self, record: InstanceRecord) -> None:
+        instance_id = record.instance_id
         if record.parent_instance_id and record.parent_execution_id and record.parent_task_id is not None:
             if record.status is RuntimeStatus.COMPLETED:
                 outcome = Outcome(TaskState.COMPLETED, result=record.output)
@@ -662,7 +671,7 @@ class Dispatcher:
                 record.parent_execution_id,
                 record.parent_task_id,
                 outcome,
-                wait=False,
+                durable=True,
             )
         await self.control.unmark_active(self.partition(instance_id), instance_id)
 
@@ -705,12 +714,21 @@ class Dispatcher:
     # ------------------------------------------------------------------ outcomes
 
     async def record_outcome(
-        self, instance_id: str, execution_id: str, task_id: int, outcome: Outcome, *, wait: bool = True
+        self,
+        instance_id: str,
+        execution_id: str,
+        task_id: int,
+        outcome: Outcome,
+        *,
+        wait: bool = True,
+        durable: bool = False,
     ) -> bool:
         """Record a task's outcome once; returns whether it was ours that was recorded.
 
         In a partition this process holds, the outcome is held in memory and stored by the partition's
-        next commit (durablehost.engine.outcomes); with ``wait`` the call returns once it is stored. For
+        next commit (durablehost.engine.outcomes); with ``wait`` the call returns once it is stored.
+        ``durable`` stores it right away, without waiting for an episode: for an outcome that no recovery
+        would produce again (a sub-orchestration's result, whose child is finished). For
         an instance this process was running but no longer holds (a hand-over), it is written directly
         and the new owner is woken. For another process's instance (a sub-orchestration's parent), it is
         sent as an inbox message, which the owner consumes like a completion.
@@ -725,7 +743,12 @@ class Dispatcher:
             state = self.cache.get(instance_id)
             runnable = state is not None and state.runnable
             # An entity message's outcome only records that it was sent: no episode waits for it.
-            if task.kind is TaskKind.ENTITY_MESSAGE or not runnable or instance_id in self._running:
+            if (
+                durable
+                or task.kind is TaskKind.ENTITY_MESSAGE
+                or not runnable
+                or instance_id in self._running
+            ):
                 self.outcomes.flush_soon(instance_id)
             elif instance_id in self._deferred:
                 self.outcomes.flush_soon(instance_id)

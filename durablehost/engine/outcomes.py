@@ -127,7 +127,9 @@ class HeldOutcomes:
         claimed = self._claimed.get(instance_id, {})
         stale: list[str] = []
         for message in messages:
-            task = _scheduled(state, message.execution_id or "", message.task_id or -1)
+            task = None
+            if message.execution_id is not None and message.task_id is not None:  # task 0 is falsy
+                task = _scheduled(state, message.execution_id, message.task_id)
             if task is None or message.input is None or task.task_id in pending or task.task_id in claimed:
                 stale.append(message.row_key)
                 continue

@@ -127,3 +127,34 @@ async def test_an_old_marker_without_an_instance_is_removed(repo: InstanceReposi
     assert await control.list_active(2) == ["orphan"]
     await control.remove_orphan_marker(2, "orphan", older_than=datetime.now(UTC) + timedelta(minutes=1))
     assert await control.list_active(2) == []
+
+
+async def test_an_outcome_message_for_task_zero_is_held_not_dropped() -> None:
+    """A sub-orchestration's result sent by another partition's owner completes task 0 like any other
+    (it was once taken for stale: task id 0 is falsy)."""
+    from durablehost.engine.cache import InstanceCache
+    from durablehost.engine.episode import InstanceState
+    from durablehost.engine.outcomes import HeldOutcomes
+    from durablehost.engine.records import EventMessage, MessageKind, Outcome
+
+    store = open_store("memory")
+    repo = InstanceRepository(store, "Zero")
+    await repo.initialize()
+    record, scheduled = await _scheduled(repo, 1)
+    message = EventMessage(
+        row_key="E1",
+        name="outcome:0",
+        input=Outcome(TaskState.COMPLETED, result='"child"').to_json(),
+        raised_time=NOW,
+        kind=MessageKind.OUTCOME,
+        execution_id=record.execution_id,
+        task_id=0,
+    )
+    state = InstanceState(record, [], {0: scheduled[0]}, [message])
+    held = HeldOutcomes(
+        repo, InstanceCache(repo, 10, pinned=lambda _: False), StoreOutage(), schedule=print, spawn=print
+    )
+    assert held.absorb_messages(state) == []  # nothing stale
+    assert held.pending("i1")[0].outcome.result == '"child"'
+    assert state.events == []
+    await store.close()

@@ -1,0 +1,175 @@
+"""Several `durablehost start` processes on one task hub, on SQLite and on Azurite: 300 instances started
+through all of them (chains, fan-outs, event waits, sub-orchestrations, entities); kill -9 of one process
+mid-run, then of another, then a restart: every instance completes once with the right output, every
+scheduled task has exactly one completion in history, and every event is delivered exactly once.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import signal
+import time
+import uuid
+from collections import Counter
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from durablehost.engine.history import EventType
+from tests.http.hosting import MGMT, HostProcess, request
+
+APP = Path(__file__).parent / "apps" / "cluster"
+
+pytestmark = pytest.mark.slow
+
+# kind, input, expected output
+KINDS: list[tuple[str, Any, Any]] = [
+    ("chain", 3, 6),
+    ("fan", 5, 20),
+    ("waits", None, None),  # its output is the event it got, checked apart
+    ("parent", None, 8),
+    ("counts", None, 5),
+]
+
+
+@pytest.fixture(params=["sqlite", pytest.param("azurite", marks=pytest.mark.azurite)])
+def store_spec(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    if request.param == "sqlite":
+        return f"sqlite:{tmp_path / 'cluster.sqlite'}"
+    return str(request.getfixturevalue("azurite_connection_string"))
+
+
+class Cluster:
+    def __init__(self, store_spec: str, hub: str, ledger: Path) -> None:
+        self._args = ["--app-dir", str(APP), "--port", "0", "--store", store_spec, "--task-hub", hub]
+        self._env = {"CLUSTER_LEDGER": str(ledger)}
+        self.hosts: list[HostProcess] = []
+
+    def start(self) -> str:
+        host = HostProcess(self._args, env=self._env)
+        self.hosts.append(host)
+        return host.wait_listening(60)
+
+    def kill(self, index: int) -> None:
+        self.hosts[index].stop(signal.SIGKILL)
+
+    def alive(self) -> list[str]:
+        return [h.wait_listening() for h in self.hosts if h.process.poll() is None]
+
+    def logs(self) -> str:
+        return "\n".join(f"--- host {n}\n{h.log()[-5000:]}" for n, h in enumerate(self.hosts))
+
+
+@pytest.fixture
+def cluster(store_spec: str, tmp_path: Path, request: pytest.FixtureRequest) -> Iterator[Cluster]:
+    ledger = tmp_path / "ledger.txt"
+    ledger.touch()
+    group = Cluster(store_spec, f"C{uuid.uuid4().hex[:12]}", ledger)
+    yield group
+    report = getattr(request.node, "rep_call", None)
+    if report is not None and report.failed:
+        print("host logs:\n" + group.logs())
+    for host in group.hosts:
+        if host.process.poll() is None:
+            host.stop(signal.SIGTERM, timeout=60)
+
+
+async def _post(url: str, path: str, body: Any) -> tuple[int, Any]:
+    status, raw, _ = await request("POST", f"{url}{MGMT}/{path}", json_body=body)
+    return status, json.loads(raw) if raw else None
+
+
+async def _start(url: str, kind: str, value: Any, n: int) -> str:
+    body = f"key-{n}" if kind == "counts" else value
+    status, links = await _post(url, f"orchestrators/{kind}", body)
+    assert status == 202, links
+    return str(links["id"])
+
+
+async def _status(urls: list[str], instance_id: str) -> dict[str, Any] | None:
+    for url in urls:  # whichever process still answers
+        try:
+            _, raw, _ = await request("GET", f"{url}{MGMT}/instances/{instance_id}")
+        except OSError:
+            continue
+        return json.loads(raw) if raw else None
+    return None
+
+
+async def test_three_processes_300_instances_two_kills_and_a_restart(cluster: Cluster) -> None:
+    first, second = cluster.start(), cluster.start()
+    started: list[tuple[str, str]] = []  # (instance id, kind)
+    for n in range(150):
+        kind, value, _ = KINDS[n % len(KINDS)]
+        started.append((await _start((first, second)[n % 2], kind, value, n), kind))
+    third = cluster.start()
+    for n in range(150, 300):
+        kind, value, _ = KINDS[n % len(KINDS)]
+        started.append((await _start((first, second, third)[n % 3], kind, value, n), kind))
+    waiting = [instance_id for instance_id, kind in started if kind == "waits"]
+
+    cluster.kill(0)  # mid-run: fan-outs and chains in flight, waits not yet answered
+    await asyncio.sleep(1.0)
+    for n, instance_id in enumerate(waiting[: len(waiting) // 2]):
+        status, _ = await _post(
+            (second, third)[n % 2], f"instances/{instance_id}/raiseEvent/go", f"event-{instance_id}"
+        )
+        assert status == 202
+    cluster.kill(1)
+    restarted = cluster.start()
+    for n, instance_id in enumerate(waiting[len(waiting) // 2 :]):
+        status, _ = await _post(
+            (third, restarted)[n % 2], f"instances/{instance_id}/raiseEvent/go", f"event-{instance_id}"
+        )
+        assert status == 202
+
+    urls = cluster.alive()
+    assert urls == [third, restarted]
+    deadline = time.monotonic() + 120
+    pending = dict(started)
+    finished: dict[str, dict[str, Any]] = {}
+    while pending and time.monotonic() < deadline:
+        for instance_id in list(pending):
+            status = await _status(urls, instance_id)
+            if status is not None and status["runtimeStatus"] in ("Completed", "Failed", "Terminated"):
+                finished[instance_id] = status
+                del pending[instance_id]
+        await asyncio.sleep(0.2)
+    assert not pending, f"{len(pending)} instances did not finish, e.g. {next(iter(pending))}"
+
+    expected = {kind: output for kind, _, output in KINDS}
+    for instance_id, kind in started:
+        status = finished[instance_id]
+        assert status["runtimeStatus"] == "Completed", (instance_id, status)
+        if kind == "waits":
+            assert status["output"] == {"received": f"event-{instance_id}", "doubled": 2}
+        else:
+            assert status["output"] == expected[kind], (instance_id, kind, status["output"])
+        await _assert_exactly_once(urls[0], instance_id)
+
+
+async def _assert_exactly_once(url: str, instance_id: str) -> None:
+    _, raw, _ = await request("GET", f"{url}{MGMT}/instances/{instance_id}/export")
+    history = json.loads(raw)["history"]
+    scheduled = Counter(
+        e["EventId"]
+        for e in history
+        if e["EventType"] in (EventType.TASK_SCHEDULED, EventType.SUB_ORCHESTRATION_CREATED)
+    )
+    completed = Counter(
+        e["TaskScheduledId"]
+        for e in history
+        if e["EventType"]
+        in (
+            EventType.TASK_COMPLETED,
+            EventType.TASK_FAILED,
+            EventType.SUB_ORCHESTRATION_COMPLETED,
+            EventType.SUB_ORCHESTRATION_FAILED,
+        )
+    )
+    assert completed == scheduled, f"{instance_id}: completions {completed} for scheduled {scheduled}"
+    raised = Counter(e["Name"] for e in history if e["EventType"] == EventType.EVENT_RAISED)
+    assert all(count == 1 for count in raised.values()), f"{instance_id}: events {raised}"
