@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import re
 import signal
 import time
 import uuid
@@ -173,3 +174,67 @@ async def _assert_exactly_once(url: str, instance_id: str) -> None:
     assert completed == scheduled, f"{instance_id}: completions {completed} for scheduled {scheduled}"
     raised = Counter(e["Name"] for e in history if e["EventType"] == EventType.EVENT_RAISED)
     assert all(count == 1 for count in raised.values()), f"{instance_id}: events {raised}"
+
+
+async def test_a_joining_process_takes_partitions_and_a_graceful_stop_hands_them_over_at_once(
+    store_spec: str, tmp_path: Path
+) -> None:
+    """With a 60 s lease, a hand-over that waited for expiry would take a minute; it takes a look or two."""
+    app = tmp_path / "app"
+    app.mkdir()
+    (app / "function_app.py").write_text((APP / "function_app.py").read_text())
+    (app / "host.json").write_text(
+        json.dumps({"version": "2.0", "durablehost": {"leaseDuration": "00:01:00"}})
+    )
+    ledger = tmp_path / "ledger.txt"
+    ledger.touch()
+    args = [
+        "--app-dir",
+        str(app),
+        "--port",
+        "0",
+        "--store",
+        store_spec,
+        "--task-hub",
+        f"J{uuid.uuid4().hex[:12]}",
+    ]
+    first = HostProcess(args, env={"CLUSTER_LEDGER": str(ledger)})
+    second: HostProcess | None = None
+    try:
+        first.wait_listening(60)
+        second = HostProcess(args, env={"CLUSTER_LEDGER": str(ledger)})
+        second.wait_listening(60)
+        await _until(lambda: _owned(second) == 2, "the joining process to take its share")
+        stopped_at = time.monotonic()
+        assert first.stop(signal.SIGTERM, timeout=60) == 0
+        await _until(lambda: _owned(second) == 4, "the partitions of the stopped process")
+        assert time.monotonic() - stopped_at < 10  # far below the 60 s lease
+        url = second.wait_listening()
+        status, links = await _post(url, "orchestrators/chain", 3)
+        assert status == 202
+        done = await _status([url], str(links["id"]))
+        deadline = time.monotonic() + 30
+        while (done or {}).get("runtimeStatus") != "Completed" and time.monotonic() < deadline:
+            await asyncio.sleep(0.1)
+            done = await _status([url], str(links["id"]))
+        assert done is not None and done["output"] == 6
+    finally:
+        for host in (first, second):
+            if host is not None and host.process.poll() is None:
+                host.stop(signal.SIGTERM, timeout=60)
+
+
+def _owned(host: HostProcess) -> int:
+    owner: dict[str, bool] = {}
+    for verb, partition in re.findall(r"process \S+ (owns|handed) partition (\d+)", host.log()):
+        owner[partition] = verb == "owns"
+    return sum(owner.values())
+
+
+async def _until(check: Any, what: str, timeout: float = 30.0) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if check():
+            return
+        await asyncio.sleep(0.1)
+    raise AssertionError(f"timed out waiting for {what}")
