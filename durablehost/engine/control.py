@@ -6,14 +6,18 @@ partition          row key            what
 ``hub``            ``config``         the hub's partition count, fixed when the hub is created
 ``lease``          ``p00`` … ``p15``  one lease per hub partition: Owner, ExpiresAt, NextOwner
 ``member``         member id          one row per live process: heartbeat, host, pid, partitions
-``active-NN``      instance id        unfinished instances of hub partition NN (recovery reads it)
+``marker``         ``NN-<id>``        unfinished instances of hub partition NN (recovery reads the range)
 ``wake``           ``NN-<id>``        "look at this instance" for the owner of partition NN
 ``index``          instance id        a copy of every instance row, for listings and queries
 =================  =================  ==============================================================
 
 Rows that many instances write independently (markers, wake-ups, index copies) go through group-commit
-writers (durablehost.engine.groupcommit), so concurrent instances share transactions. Leases and members
-are read and written directly: their ETags are the point.
+writers (durablehost.engine.groupcommit), so concurrent instances share transactions. Index copies and
+marker removals linger up to LINGER seconds, so that instances that run one at a time share them too:
+nothing waits on them (a crash loses none that matters: an instance's marker goes only after its last
+index copy is stored, and recovery rewrites the index copy of every marked instance), and a listing first
+sends what lingers in its own process. Leases and members are read and written directly: their ETags are
+the point.
 """
 
 from __future__ import annotations
@@ -35,23 +39,28 @@ HUB_PARTITION = "hub"
 CONFIG_ROW = "config"
 LEASE_PARTITION = "lease"
 MEMBER_PARTITION = "member"
+MARKER_PARTITION = "marker"  # one partition for every marker: a marker write takes lingering removals along
 WAKE_PARTITION = "wake"
 INDEX_PARTITION = "index"
 _LEGACY_ACTIVE_PARTITION = "active"  # the single-owner layout: one marker partition, one "hub" lease
 _LEGACY_LEASE_ROW = "hub"
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
-
-
-def active_partition(partition: int) -> str:
-    return f"active-{partition:02d}"
+# How long index copies and marker removals may wait for others to share their request. Another process
+# lists an instance's change at most this much later than the process that made it.
+LINGER = 0.2
 
 
 def lease_row(partition: int) -> str:
     return f"p{partition:02d}"
 
 
-def wake_row(partition: int, instance_id: str) -> str:
+def partition_row(partition: int, instance_id: str) -> str:
+    """Row key of a marker or wake-up: the hub partition first, so one partition's rows are a range."""
     return f"{partition:02d}-{instance_id}"
+
+
+def _partition_range(partition: int) -> tuple[str, str]:
+    return f"{partition:02d}-", f"{partition:02d}."  # '.' follows '-'
 
 
 class PartitionCountMismatch(Exception):
@@ -88,10 +97,15 @@ class ControlTable:
     def _writer(self, partition_key: str) -> PartitionWriter:
         writer = self._writers.get(partition_key)
         if writer is None:
+            linger = 0.0 if partition_key == WAKE_PARTITION else LINGER
             writer = self._writers[partition_key] = PartitionWriter(
-                self.store, self.table, partition_key, self._outage
+                self.store, self.table, partition_key, self._outage, linger=linger
             )
         return writer
+
+    async def flush(self) -> None:
+        """Send every write that lingers now (a stop, a listing); returns once they are stored."""
+        await asyncio.gather(*(w.flush() for w in list(self._writers.values())))
 
     @property
     def requests(self) -> int:
@@ -101,6 +115,12 @@ class ControlTable:
     @property
     def busy(self) -> bool:
         return any(w.busy for w in self._writers.values())
+
+    @property
+    def only_lingering(self) -> bool:
+        """Are the writes in hand all lingering ones, nothing urgent and nothing being sent?"""
+        busy = [w for w in self._writers.values() if w.busy]
+        return bool(busy) and all(w.lingering for w in busy)
 
     async def initialize(self) -> None:
         await self.store.create_table(self.table)
@@ -223,25 +243,29 @@ class ControlTable:
     # ---------------------------------------------------------------- active markers
 
     async def mark_active(self, partition: int, instance_id: str) -> None:
-        await self._writer(active_partition(partition)).upsert(instance_id, {"Active": True})
+        await self._writer(MARKER_PARTITION).upsert(partition_row(partition, instance_id), {"Active": True})
 
-    async def unmark_active(self, partition: int, instance_id: str) -> None:
-        await self._writer(active_partition(partition)).delete(instance_id)
+    async def unmark_active(self, partition: int, instance_id: str, *, urgent: bool = True) -> None:
+        await self._writer(MARKER_PARTITION).delete(partition_row(partition, instance_id), urgent=urgent)
 
     async def list_active(self, partition: int) -> list[str]:
-        rows = self.store.query(self.table, partition_key=active_partition(partition), select=[])
-        return [e.row_key async for e in rows]
+        low, high = _partition_range(partition)
+        rows = self.store.query(
+            self.table, partition_key=MARKER_PARTITION, row_key_from=low, row_key_to=high, select=[]
+        )
+        return [e.row_key[3:] async for e in rows]
 
     async def remove_orphan_marker(self, partition: int, instance_id: str, *, older_than: datetime) -> None:
         """Delete an active marker that has no instance, if it was written before ``older_than``."""
+        row = partition_row(partition, instance_id)
         try:
-            marker = await self.store.get(self.table, active_partition(partition), instance_id)
+            marker = await self.store.get(self.table, MARKER_PARTITION, row)
         except EntityNotFound:
             return
         if marker.timestamp is None or marker.timestamp > older_than:
             return  # maybe its instance is being created this very moment
         try:
-            await self.store.delete(self.table, active_partition(partition), instance_id, etag=marker.etag)
+            await self.store.delete(self.table, MARKER_PARTITION, row, etag=marker.etag)
         except (EntityNotFound, EtagMismatch):
             return  # touched again meanwhile: not an orphan
 
@@ -249,7 +273,7 @@ class ControlTable:
 
     async def wake(self, partition: int, instance_id: str) -> None:
         """Tell the owner of ``partition`` (another process) that an instance has new work."""
-        await self._writer(WAKE_PARTITION).upsert(wake_row(partition, instance_id), {"Wake": True})
+        await self._writer(WAKE_PARTITION).upsert(partition_row(partition, instance_id), {"Wake": True})
 
     async def take_wakes(self, partitions: Iterable[int], limit: int = 1000) -> list[str]:
         """Remove and return the wake-ups of ``partitions``.
@@ -279,10 +303,15 @@ class ControlTable:
     # for every active instance when a partition's owner recovers it, so a crash in between only delays it.
 
     async def publish(self, record: InstanceRecord) -> None:
-        await self._writer(INDEX_PARTITION).upsert(record.instance_id, record.to_properties())
+        """Write the instance's index copy; it may linger (returns once it is stored)."""
+        await self._writer(INDEX_PARTITION).upsert(record.instance_id, record.to_properties(), urgent=False)
 
     async def unpublish(self, instance_id: str) -> None:
         await self._writer(INDEX_PARTITION).delete(instance_id)
+
+    async def flush_index(self) -> None:
+        """Send this process's lingering index copies, so that a listing here sees its own changes."""
+        await self._writer(INDEX_PARTITION).flush()
 
     async def query_records(
         self,
@@ -292,6 +321,7 @@ class ControlTable:
         page_size: int,
         continuation: str | None,
     ) -> tuple[list[InstanceRecord], str | None]:
+        await self.flush_index()
         page = await self.store.query_page(
             self.table,
             partition_key=INDEX_PARTITION,

@@ -161,7 +161,7 @@ class Dispatcher:
             clock,
             batch_size=options.entity_batch_size,
             deliver=self.deliver,
-            publish=control.publish,
+            publish=self.publish,
             mark_active=lambda instance_id: control.mark_active(self.partition(instance_id), instance_id),
         )
         self.failures = EpisodeFailures(
@@ -228,6 +228,8 @@ class Dispatcher:
         self._stopping = True
         if self.ownership is not None:
             await self.ownership.stop(graceful=drain)
+        if drain:
+            await self.control.flush()  # what lingers is owed too (index copies, marker removals)
         self.failures.cancel()
         self.versions.cancel()
         loops = [*self._loops, *self._background]
@@ -258,6 +260,17 @@ class Dispatcher:
 
     def partition(self, instance_id: str) -> int:
         return partition_of(instance_id, self.partition_count)
+
+    def publish(self, record: InstanceRecord) -> None:
+        """Write the instance's index copy in the background, if this process owns the instance.
+
+        Only the owner writes index copies, so one writer orders them (index writes linger, see
+        durablehost.engine.control): a change made through another process reaches the index when the
+        owner revalidates the instance on its wake-up (:meth:`refresh`).
+        """
+        ownership = self.ownership
+        if ownership is not None and ownership.holds(self.partition(record.instance_id)):
+            self.spawn(self.control.publish(record))
 
     def may_start(self, instance_id: str) -> bool:
         """May this process start work for the instance now (it holds the instance's partition)?"""
@@ -316,6 +329,8 @@ class Dispatcher:
                 if not was_finished:
                     await self.after_finish(state)
                 return
+            if before is None or _listing_changed(before.record, state.record):
+                self.publish(state.record)
             self.resume_tasks(state)
         self.schedule(instance_id)
 
@@ -379,11 +394,14 @@ class Dispatcher:
         """Wait until nothing is queued, running or due (what a test harness calls run-until-idle).
 
         With ``raise_errors`` the first unexpected failure logged so far is raised, so a test sees it.
+        Writes that only linger for company (index copies, marker removals) are sent at once.
         """
         async with asyncio.timeout(timeout):
             quiet = 0
             while quiet < 3:
                 await asyncio.sleep(0 if quiet else 0.001)
+                if self.control.only_lingering:
+                    await self.control.flush()
                 idle = self.is_idle(include_timers=include_timers, include_retries=include_retries)
                 quiet = quiet + 1 if idle else 0
                 if raise_errors and self.errors:
@@ -540,8 +558,8 @@ class Dispatcher:
         state.events = [e for e in state.events if e.row_key not in delivered]
         for task in result.canceled:
             self.timers.cancel(TimerKey(instance_id, task.execution_id, task.task_id))
-        if _listing_changed(previous, result.record):
-            self.spawn(self.control.publish(result.record))
+        if _listing_changed(previous, result.record) and not result.finished:
+            self.publish(result.record)  # a finished one's copy is written by after_finish
         if result.finished:
             await self.after_finish(state)
             return
@@ -638,15 +656,16 @@ class Dispatcher:
         log.error("instance %s failed: %s", record.instance_id, message)
         state.record = record
         state.history.extend(events)
-        self.spawn(self.control.publish(record))
         await self.after_finish(state)
 
     async def after_finish(self, state: InstanceState) -> None:
-        """What a finished instance owes others: its parent's outcome, then its marker's removal.
+        """What a finished instance owes others: its parent's outcome and its index copy, then its
+        marker's removal.
 
         In the background, so no episode worker waits on another instance's commit; and in that order: the
-        marker goes only once the parent's outcome is stored, so a crash in between leaves the child marked
-        and the next owner's recovery sends the outcome again (a duplicate is dropped by the store).
+        marker goes only once the parent's outcome and the index copy are stored, so a crash in between
+        leaves the instance marked and the next owner's recovery does both again (a duplicate outcome is
+        dropped by the store).
         """
         record = state.record
         instance_id = record.instance_id
@@ -673,7 +692,8 @@ class Dispatcher:
                 outcome,
                 durable=True,
             )
-        await self.control.unmark_active(self.partition(instance_id), instance_id)
+        await self.control.publish(record)
+        await self.control.unmark_active(self.partition(instance_id), instance_id, urgent=False)
 
     async def _continue_as_new(self, state: InstanceState, input_text: str | None) -> None:
         """Start the next execution: fresh history, same id, pending events carried over (documented)."""
@@ -698,7 +718,7 @@ class Dispatcher:
             self.schedule(old.instance_id)
             return
         self.timers.cancel_instance(old.instance_id)
-        self.spawn(self.control.publish(record))
+        self.publish(record)
         state.record = record
         state.history = []
         state.tasks = {}
@@ -813,7 +833,10 @@ class Dispatcher:
                 self.cache.drop(instance_id)  # the old execution's rows are still there: load it afresh
             elif instance_id not in self.cache:  # a recovery may have loaded (and run) it already
                 self.cache.put(InstanceState(record, [], {}, []))  # nothing else is in a new partition
-        await asyncio.gather(self.control.publish(record), self.notify(instance_id, changed=False))
+        # The owner writes the index copy: this process if it owns the instance, else the owner when it
+        # loads the instance on its wake-up.
+        self.publish(record)
+        await self.notify(instance_id, changed=False)
         return None
 
     async def send_entity_request(self, sender: str, task: TaskRecord) -> None:
@@ -857,7 +880,7 @@ class Dispatcher:
             return
         self.episodes += 1
         state.record = updated
-        self.spawn(self.entities.publish(updated))
+        self.publish(updated)
         done = {e.row_key for e in batch}
         state.events = [e for e in state.events if e.row_key not in done]
         if self.entities.batch_of(state):

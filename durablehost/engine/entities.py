@@ -87,7 +87,7 @@ class Entities:
         *,
         batch_size: int,
         deliver: Deliver,
-        publish: Callable[[InstanceRecord], Awaitable[None]],
+        publish: Callable[[InstanceRecord], None],
         mark_active: Callable[[str], Awaitable[None]],
     ) -> None:
         self._repo = repo
@@ -99,8 +99,9 @@ class Entities:
         # and a reload in between would run their operations twice.
         self._batch_size = min(batch_size, MAX_BATCH - 1)
         self._deliver = deliver
-        # Entity rows go into the instance index too, which `GET entities/{name}` lists.
-        self.publish = publish
+        # Entity rows go into the instance index too, which `GET entities/{name}` lists (the owner writes
+        # them: the dispatcher's publish).
+        self._publish = publish
         self._mark_active = mark_active
         self._known: set[str] = set()  # entities this process created or found existing (bounded)
 
@@ -127,7 +128,7 @@ class Entities:
         except EntityAlreadyExists:
             self._remember(entity_id)
             return
-        await self.publish(record)
+        self._publish(record)
         self._remember(entity_id)
 
     def _remember(self, entity_id: str) -> None:

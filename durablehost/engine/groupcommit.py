@@ -8,6 +8,12 @@ a flush is in flight go together in the next one. Several writes of one row befo
 into the last. A caller's ``await`` returns once its row is durable; flushes are owed writes (retried
 until the store takes them, durablehost.engine.owed).
 
+A writer may *linger*: writes its callers do not wait on at once (index copies, marker removals) are
+held up to ``linger`` seconds so that the writes of many instances, and several writes of one row, share
+one request even when instances run one at a time. An urgent write (one whose caller waits for it, such
+as an active marker before an instance is created) goes out at once and takes whatever lingers along;
+:meth:`PartitionWriter.flush` sends everything now (before a listing reads the partition, before a stop).
+
 Deletes are idempotent: a row already gone (a transaction fails on it with EntityNotFound) is dropped
 from the batch and the rest is sent again.
 """
@@ -15,6 +21,7 @@ from the batch and the rest is sent again.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import functools
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -29,49 +36,95 @@ MAX_BATCH = 100
 @dataclass
 class _Pending:
     op: Op
+    urgent: bool
     waiters: list[asyncio.Future[None]] = field(default_factory=list)
 
 
 class PartitionWriter:
-    def __init__(self, store: TableStore, table: str, partition_key: str, outage: StoreOutage) -> None:
+    def __init__(
+        self,
+        store: TableStore,
+        table: str,
+        partition_key: str,
+        outage: StoreOutage,
+        *,
+        linger: float = 0.0,
+    ) -> None:
         self._store = store
         self._table = table
         self._partition = partition_key
         self._outage = outage
+        self._linger = linger
         self._pending: dict[str, _Pending] = {}
         self._flusher: asyncio.Task[None] | None = None
+        self._now = asyncio.Event()  # set when an urgent write arrives: stop lingering
+        self._sending = False
         self.requests = 0  # store requests sent, for benchmarks
 
-    async def upsert(self, row_key: str, properties: Mapping[str, PropertyValue | None]) -> None:
-        """Replace (or create) the row; returns once it is stored."""
-        await self._submit(Op.upsert(self._partition, row_key, dict(properties), UpdateMode.REPLACE))
+    async def upsert(
+        self, row_key: str, properties: Mapping[str, PropertyValue | None], *, urgent: bool = True
+    ) -> None:
+        """Replace (or create) the row; returns once it is stored. A write that is not ``urgent`` may
+        linger (see the module docstring)."""
+        op = Op.upsert(self._partition, row_key, dict(properties), UpdateMode.REPLACE)
+        await self._submit(op, urgent)
 
-    async def delete(self, row_key: str) -> None:
+    async def delete(self, row_key: str, *, urgent: bool = True) -> None:
         """Delete the row if it exists; returns once it is gone."""
-        await self._submit(Op.delete(self._partition, row_key))
+        await self._submit(Op.delete(self._partition, row_key), urgent)
+
+    async def flush(self) -> None:
+        """Send every write submitted so far now; returns once they are stored (or have failed)."""
+        waiters = [w for item in self._pending.values() for w in item.waiters]
+        if not waiters:
+            return
+        for item in self._pending.values():
+            item.urgent = True
+        self._now.set()
+        await asyncio.gather(*(asyncio.shield(w) for w in waiters), return_exceptions=True)
 
     @property
     def busy(self) -> bool:
         return bool(self._pending) or self._flusher is not None
 
-    async def _submit(self, op: Op) -> None:
+    @property
+    def lingering(self) -> bool:
+        """Is all this writer holds only waiting out its linger (nothing urgent, nothing being sent)?"""
+        return bool(self._pending) and not self._sending and not self._urgent()
+
+    def _urgent(self) -> bool:
+        return self._linger <= 0 or any(item.urgent for item in self._pending.values())
+
+    async def _submit(self, op: Op, urgent: bool) -> None:
         waiter: asyncio.Future[None] = asyncio.get_running_loop().create_future()
         pending = self._pending.get(op.row_key)
         if pending is None:
-            self._pending[op.row_key] = _Pending(op, [waiter])
+            self._pending[op.row_key] = _Pending(op, urgent, [waiter])
         else:
             pending.op = op  # the last write of a row wins; everyone waiting on it is served by it
+            pending.urgent = pending.urgent or urgent
             pending.waiters.append(waiter)
+        if urgent:
+            self._now.set()
         if self._flusher is None:
             self._flusher = asyncio.create_task(self._flush_all(), name=f"flush-{self._partition}")
         await asyncio.shield(waiter)
 
+    async def _wait_linger(self) -> None:
+        if not self._urgent():
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(self._linger):
+                    await self._now.wait()
+        self._now.clear()
+
     async def _flush_all(self) -> None:
         try:
             while self._pending:
+                await self._wait_linger()
                 keys = list(self._pending)[:MAX_BATCH]
                 batch = [self._pending.pop(key) for key in keys]
                 what = f"writing {self._table}/{self._partition}"
+                self._sending = True
                 try:
                     await until_stored(self._outage, what, functools.partial(self._send, batch))
                 except asyncio.CancelledError:
@@ -84,6 +137,8 @@ class PartitionWriter:
                             if not waiter.done():
                                 waiter.set_exception(error)
                     continue
+                finally:
+                    self._sending = False
                 for item in batch:
                     for waiter in item.waiters:
                         if not waiter.done():

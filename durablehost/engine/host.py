@@ -6,7 +6,6 @@ them; the HTTP layer and the in-process test client do the encoding their caller
 
 from __future__ import annotations
 
-import asyncio
 import json
 import re
 import uuid
@@ -282,8 +281,9 @@ class DurableHost:
             except EtagMismatch:
                 continue
             # The owner (this process or another) revalidates its copy and acts on the change: it runs
-            # a resumed instance, and finishes the bookkeeping of a terminated one (its parent's outcome).
-            await asyncio.gather(self.control.publish(new_record), self.dispatcher.notify(instance_id))
+            # a resumed instance, finishes the bookkeeping of a terminated one (its parent's outcome),
+            # and writes the index copy.
+            await self.dispatcher.notify(instance_id)
             return new_record
         raise RuntimeError(f"could not {action} {instance_id!r}: the instance kept changing")
 
@@ -384,7 +384,7 @@ class DurableHost:
             except EtagMismatch:
                 continue
             await self.control.mark_active(self.dispatcher.partition(instance_id), instance_id)
-            await asyncio.gather(self.control.publish(plan.record), self.dispatcher.notify(instance_id))
+            await self.dispatcher.notify(instance_id)  # the owner reloads it, runs it and indexes it
             # Children only now: a child that finishes reports into its parent's task row, which must
             # already be waiting again (scheduled), or its result would be dropped.
             for child in plan.failed_children:

@@ -24,6 +24,7 @@ from durablehost.engine.control import ControlTable
 from durablehost.engine.episode import InstanceState
 from durablehost.engine.outcomes import HeldOutcomes
 from durablehost.engine.owed import StoreOutage, until_stored
+from durablehost.engine.records import InstanceRecord
 from durablehost.engine.timers import TimerQueue
 
 log = logging.getLogger("durablehost.recovery")
@@ -53,6 +54,8 @@ class RecoveryHost(Protocol):
     def busy_with(self, mine: Callable[[str], bool]) -> bool: ...
 
     def spawn(self, work: Awaitable[object]) -> None: ...
+
+    def publish(self, record: InstanceRecord) -> None: ...
 
     async def after_finish(self, state: InstanceState) -> None: ...
 
@@ -94,11 +97,12 @@ class Recovery:
                         ),
                     )
                     return
-                # The index may lag after a crash (it is written after the instance row).
-                await host.control.publish(state.record)
+                # The index may lag after a crash (it is written after the instance row); a finished
+                # instance's copy is written by after_finish, before its marker goes.
                 if state.record.status.is_finished:
                     await host.after_finish(state)
                     return
+                host.publish(state.record)
                 host.resume_tasks(state)
                 host.schedule(instance_id)
 
@@ -124,6 +128,8 @@ class Recovery:
                 async with asyncio.timeout(self._drain_timeout):
                     while host.busy_with(mine):  # noqa: ASYNC110 - several kinds of work to watch
                         await asyncio.sleep(0.01)
+                    # The next owner's index copies must not be overtaken by this process's lingering ones.
+                    await host.control.flush()
         for instance_id in host.outcomes.instances():
             if mine(instance_id):
                 host.spawn(host.outcomes.store_directly(instance_id))
