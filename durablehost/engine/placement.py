@@ -8,6 +8,8 @@ backend-notes §1.5). Entities (``@name@key``) are placed the same way by their 
 
 from __future__ import annotations
 
+import functools
+
 MIN_PARTITIONS = 1
 MAX_PARTITIONS = 16
 DEFAULT_PARTITIONS = 4
@@ -16,6 +18,7 @@ _FNV_OFFSET = 2166136261
 _FNV_PRIME = 16777619
 
 
+@functools.lru_cache(maxsize=1 << 16)  # asked for on every scheduling decision of an instance
 def fnv1a(text: str) -> int:
     """32-bit FNV-1a of the UTF-8 bytes of ``text``."""
     value = _FNV_OFFSET
