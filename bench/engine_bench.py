@@ -11,6 +11,11 @@ project's node_modules, in memory, free ports), each repeated ``--repeats`` time
   the end does not affect the figure.
 * HelloSequence5 latency at idle: one instance at a time, CompletedTime - CreatedTime, p50/p99 over 30
   runs after 3 warm-up runs.
+* Table requests per HelloSequence5 instance, counted at the store port (bench/counting_store.py: one per
+  single-entity call, per batch, per query page, as Azure bills them): 100 instances at once, and 30 one at
+  a time (the next starts when the engine has finished the last), from the first start until the engine
+  is idle again (writes that linger included). The figure includes the background requests made
+  meanwhile (lease renewals, wake-up polls); their rate, measured over 3 s at idle before, is shown too.
 * Fan-out/fan-in of 1,000 and 10,000 no-op activities: end-to-end seconds (CompletedTime - CreatedTime)
   and peak RSS increase, measured in a child process that hosts the engine alone: the peak is reset
   (/proc/self/clear_refs) after a warm-up run, baseline = VmRSS then, peak = VmHWM at the end.
@@ -44,8 +49,11 @@ from pathlib import Path
 from typing import Any
 
 REPO = Path(__file__).resolve().parents[1]
-if str(REPO) not in sys.path:  # run as a script: make durablehost importable from the checkout
-    sys.path.insert(0, str(REPO))
+for _path in (REPO, REPO / "bench"):  # durablehost from the checkout, and this folder's helpers
+    if str(_path) not in sys.path:
+        sys.path.insert(0, str(_path))
+
+from counting_store import CountingStore  # noqa: E402
 
 from durablehost.azurite import Azurite  # noqa: E402
 from durablehost.engine.clock import WallClock  # noqa: E402
@@ -68,17 +76,41 @@ class Sizes:
     fan_outs: tuple[int, ...]
     event_instances: int
     pings_per_instance: int
+    counted_at_once: int  # instances whose store requests are counted, started at once
+    counted_one_by_one: int  # ... and one at a time
+    background_window: float  # seconds of idle over which the background request rate is measured
 
 
 FULL = Sizes(
-    hello_instances=100, latency_runs=30, fan_outs=(1000, 10000), event_instances=10, pings_per_instance=25
+    hello_instances=100,
+    latency_runs=30,
+    fan_outs=(1000, 10000),
+    event_instances=10,
+    pings_per_instance=25,
+    counted_at_once=100,
+    counted_one_by_one=30,
+    background_window=3.0,
 )
-QUICK = Sizes(hello_instances=10, latency_runs=5, fan_outs=(50,), event_instances=2, pings_per_instance=5)
+QUICK = Sizes(
+    hello_instances=10,
+    latency_runs=5,
+    fan_outs=(50,),
+    event_instances=2,
+    pings_per_instance=5,
+    counted_at_once=5,
+    counted_one_by_one=5,
+    background_window=0.5,
+)
 
 # (store, metric) -> (comparison, target) from issue #3; metrics without an entry have no target.
 TARGETS: dict[tuple[str, str], tuple[str, float]] = {
     ("sqlite", "HelloSequence5 throughput"): (">=", 171),
     ("azurite", "HelloSequence5 throughput"): (">=", 45),
+    # issue #13: at most 9 Table requests per HelloSequence5 instance (it was about 16)
+    ("sqlite", "requests per instance, 100 at once"): ("<=", 9),
+    ("azurite", "requests per instance, 100 at once"): ("<=", 9),
+    ("sqlite", "requests per instance, one at a time"): ("<=", 9),
+    ("azurite", "requests per instance, one at a time"): ("<=", 9),
     ("sqlite", "fan-out 1000 seconds"): ("<=", 5),
     ("sqlite", "fan-out 10000 seconds"): ("<=", 45),
     ("sqlite", "fan-out 10000 RSS increase"): ("<=", 300),
@@ -148,8 +180,12 @@ class StoreMaker:
 
 
 @asynccontextmanager
-async def running_host(spec: str, hub: str, functions: FunctionIndex) -> AsyncIterator[DurableHost]:
+async def running_host(
+    spec: str, hub: str, functions: FunctionIndex, wrap: Callable[[TableStore], TableStore] | None = None
+) -> AsyncIterator[DurableHost]:
     store: TableStore = open_store(spec)
+    if wrap is not None:
+        store = wrap(store)
     host = DurableHost(store, functions, WallClock(), hub=hub)
     await host.start()
     try:
@@ -207,6 +243,57 @@ async def hello_latency(spec: str, hub: str, functions: FunctionIndex, runs: int
             if i >= 3:
                 samples.append(_seconds(record) * 1000)
     return samples
+
+
+async def hello_requests(
+    spec: str, hub: str, functions: FunctionIndex, n: int, *, at_once: bool, background_window: float
+) -> dict[str, Any]:
+    """Store requests per instance (see the module docstring); completion is seen in the engine's cache,
+    so the benchmark itself makes no request."""
+    counting: list[CountingStore] = []
+
+    def wrap(store: TableStore) -> TableStore:
+        counting.append(CountingStore(store))
+        return counting[0]
+
+    async def finished(instance_id: str) -> None:
+        while True:
+            state = host.dispatcher.cache.get(instance_id)
+            if state is not None and state.record.status.is_finished:
+                return
+            await asyncio.sleep(0.001)
+
+    async with running_host(spec, hub, functions, wrap) as host:
+        store = counting[0]
+        warm = await host.start_new("hello_sequence5")
+        await wait_finished(host, [warm])
+        await wait_idle(host)
+        await asyncio.sleep(background_window / 3)
+        before, idle_started = store.total, time.perf_counter()
+        await asyncio.sleep(background_window)
+        background = (store.total - before) / (time.perf_counter() - idle_started)
+        start_counts, started = store.snapshot(), time.perf_counter()
+        if at_once:
+            ids = await asyncio.gather(*(host.start_new("hello_sequence5") for _ in range(n)))
+            await asyncio.gather(*(finished(i) for i in ids))
+        else:
+            for _ in range(n):
+                await finished(await host.start_new("hello_sequence5"))
+        await wait_idle(host)
+        seconds = time.perf_counter() - started
+        counts = store.snapshot()
+        counts.subtract(start_counts)
+        total = sum(counts.values())
+    by_kind = {
+        f"{op} {table.removeprefix(hub)}": round(v / n, 2) for (op, table), v in counts.most_common() if v
+    }
+    return {
+        "per_instance": total / n,
+        "per_instance_without_background": (total - background * seconds) / n,
+        "background_per_second": background,
+        "seconds": seconds,
+        "by_kind": by_kind,
+    }
 
 
 async def event_latency(
@@ -315,6 +402,33 @@ async def bench_store(
     runs = [await hello_throughput(*maker.next(), functions, sizes.hello_instances) for _ in range(repeats)]
     metrics.append(Metric(store, "HelloSequence5 throughput", "orch/s", runs))
 
+    for label, at_once, count in (
+        (f"{sizes.counted_at_once} at once", True, sizes.counted_at_once),
+        ("one at a time", False, sizes.counted_one_by_one),
+    ):
+        say(f"{store}: Table requests per HelloSequence5 instance, {label}")
+        counted = [
+            await hello_requests(
+                *maker.next(), functions, count, at_once=at_once, background_window=sizes.background_window
+            )
+            for _ in range(repeats)
+        ]
+        extra = {
+            "instances": count,
+            "without_background": [round(c["per_instance_without_background"], 2) for c in counted],
+            "background_per_second": [round(c["background_per_second"], 1) for c in counted],
+            "by_kind_first_run": counted[0]["by_kind"],
+        }
+        metrics.append(
+            Metric(
+                store,
+                f"requests per instance, {label}",
+                "req",
+                [c["per_instance"] for c in counted],
+                extra=extra,
+            )
+        )
+
     say(f"{store}: HelloSequence5 latency at idle")
     p50s, p99s = [], []
     for _ in range(repeats):
@@ -422,7 +536,7 @@ def main() -> None:
     )
     print(f"repeats: {repeats}; sizes: {asdict(sizes)}; wall time {elapsed:.0f} s\n")
     header = (
-        f"{'store':<8} {'metric':<30} {'unit':<7} {'median':>9} {'min':>9} {'max':>9} {'target':>8} {'ok':>4}"
+        f"{'store':<8} {'metric':<38} {'unit':<7} {'median':>9} {'min':>9} {'max':>9} {'target':>8} {'ok':>4}"
     )
     print(header)
     print("-" * len(header))
@@ -431,9 +545,15 @@ def main() -> None:
         if m.extra.get("timed_out") and m.unit == "s":
             ok += " (stopped at limit: a lower bound)"
         print(
-            f"{m.store:<8} {m.metric:<30} {m.unit:<7} {m.median:>9.2f} {m.low:>9.2f} {m.high:>9.2f} "
+            f"{m.store:<8} {m.metric:<38} {m.unit:<7} {m.median:>9.2f} {m.low:>9.2f} {m.high:>9.2f} "
             f"{m.target:>8} {ok:>4}"
         )
+    for m in metrics:
+        if m.metric.startswith("requests per instance"):
+            print(
+                f"\n{m.store} {m.metric}: without background {m.extra['without_background']}, background "
+                f"{m.extra['background_per_second']} req/s; first run by kind: {m.extra['by_kind_first_run']}"
+            )
 
     RESULTS.mkdir(exist_ok=True)
     stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
