@@ -13,7 +13,7 @@ import asyncio
 import json
 import time
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 from typing import Any
 
 import pytest
@@ -22,8 +22,9 @@ from durablehost.engine.clock import WallClock
 from durablehost.engine.host import DurableHost
 from durablehost.functions import load_app
 from durablehost.store import open_store
-from durablehost.store.base import TableStore
+from durablehost.store.base import Op, TableStore
 from durablehost.testing import DurableTestHost
+from tests.support.faults import WRITES, FaultyStore
 
 from .conftest import APPS
 
@@ -81,3 +82,54 @@ async def test_an_instance_resumed_through_a_non_owner_gets_the_event_raised_whi
     status = await _finished(bystander, instance_id)
     assert status["runtimeStatus"] == "Completed"
     assert status["output"] == "payload"
+
+
+async def _listed(host: DurableHost, wanted: dict[str, str], timeout: float = 10.0) -> None:
+    """Wait until a listing through ``host`` shows each instance with the wanted status."""
+    deadline = time.monotonic() + timeout
+    while True:
+        records, _ = await host.list_instances(page_size=1000)
+        seen = {r.instance_id: r.status.value for r in records}
+        if all(seen.get(i) == status for i, status in wanted.items()):
+            return
+        if time.monotonic() >= deadline:
+            raise AssertionError(f"listed {seen}, wanted {wanted}")
+        await asyncio.sleep(0.05)
+
+
+async def test_instances_started_and_changed_through_a_non_owner_are_indexed_by_their_owner_alone(
+    engine_store: TableStore | None,
+) -> None:
+    """Index copies linger before they are written (durablehost.engine.control), so two processes writing
+    one instance's copy could land in either order and leave a listing stale for good: only the owner
+    writes them, and a change made elsewhere reaches the index when the owner revalidates."""
+    store = engine_store or open_store("memory")
+    hub = f"N{uuid.uuid4().hex[:12]}"
+    by_bystander: list[Op] = []
+
+    def watch(operation: str, table: str, ops: Sequence[Op]) -> bool:
+        by_bystander.extend(op for op in ops if table.endswith("Control") and op.partition_key == "index")
+        return False  # never fail: only watch
+
+    async with DurableTestHost.start(APP, store=store, hub=hub) as owner:
+        watched = FaultyStore(store)
+        watched.fail(WRITES, when=watch)
+        bystander = DurableHost(watched, load_app(APP), WallClock(), hub=hub)
+        await bystander.start(run_dispatcher=False)
+        quick = [await bystander.start_new("noop", input_text=json.dumps(n)) for n in range(5)]
+        waiting = await bystander.start_new("waiter")
+        for instance_id in quick:
+            assert (await _finished(bystander, instance_id))["runtimeStatus"] == "Completed"
+        await _listed(bystander, {**dict.fromkeys(quick, "Completed"), waiting: "Running"})
+        await bystander.suspend(waiting, "hold on")
+        await _listed(bystander, {waiting: "Suspended"})
+        await bystander.resume(waiting, "go on")
+        await _listed(bystander, {waiting: "Running"})
+        assert await bystander.raise_event(waiting, "go", json.dumps("done"))
+        await _finished(bystander, waiting)
+        await _listed(bystander, {waiting: "Completed"})
+        await asyncio.sleep(0.5)  # longer than any write lingers: nothing older lands afterwards
+        await _listed(bystander, {**dict.fromkeys(quick, "Completed"), waiting: "Completed"}, timeout=0)
+        assert by_bystander == []
+        await owner.run_until_idle()
+    await store.close()
