@@ -291,8 +291,8 @@ async def _listen(
                 await web.SockSite(runner, listening).start()
             try:
                 await _start_triggers(triggers, choice)
-                options = engine.dispatcher.options
-                banner(index, table, choice, hub, public_url, out, triggers.entries, options)
+                dispatcher_options = engine.dispatcher.options
+                banner(index, table, choice, hub, public_url, out, triggers.entries, dispatcher_options)
                 await stop.wait()
                 log.info("stopping: no new requests; finishing in-flight work (signal again to stop at once)")
             finally:
