@@ -59,7 +59,7 @@ PROBES = {
 class Kind:
     name: str
     seconds: float
-    start: Callable[[str, str, float, str], Awaitable[None]]  # (url, key, seconds, session-less) -> started
+    start: Callable[[str, str, float], Awaitable[None]]  # (url, key, seconds): starts the blocking code
 
 
 async def _post(url: str, body: Any) -> None:
@@ -68,15 +68,15 @@ async def _post(url: str, body: Any) -> None:
             raise RuntimeError(f"POST {url}: {response.status} {await response.text()}")
 
 
-async def start_spin(url: str, key: str, seconds: float, _: str = "") -> None:
+async def start_spin(url: str, key: str, seconds: float) -> None:
     await _post(f"{url}{MGMT}/orchestrators/spin", {"seconds": seconds, "key": key})
 
 
-async def start_entity(url: str, key: str, seconds: float, _: str = "") -> None:
+async def start_entity(url: str, key: str, seconds: float) -> None:
     await _post(f"{url}{MGMT}/entities/blocker/{key}?op=wait", {"seconds": seconds, "key": key})
 
 
-async def start_stall(url: str, key: str, seconds: float, _: str = "") -> None:
+async def start_stall(url: str, key: str, seconds: float) -> None:
     await _post(f"{url}{MGMT}/orchestrators/stall_orchestrator", {"seconds": seconds, "key": key})
 
 
@@ -173,7 +173,7 @@ async def measure(
         end = time.time()
     else:
         key = f"{kind.name.replace(' ', '-')}-{uuid.uuid4().hex[:8]}"
-        await kind.start(url, key, kind.seconds, "")
+        await kind.start(url, key, kind.seconds)
         mark = marks / f"{key}.json"
         deadline = time.monotonic() + kind.seconds + 30
         while not mark.exists():
