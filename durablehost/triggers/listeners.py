@@ -70,6 +70,8 @@ class TriggerListeners:
         for entry in self.entries.values():
             if isinstance(entry, NotServed) and entry.config_error:
                 log.error("function %r is not served: %s", entry.info.name, entry.reason)
+            elif isinstance(entry, NotServed) and entry.disabled:
+                log.info("function %r is disabled: %s", entry.info.name, entry.reason)
         timers = [e for e in self.entries.values() if isinstance(e, TimerPlan)]
         if timers:
             await self.store.create_table(self.control_table)

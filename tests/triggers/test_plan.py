@@ -111,6 +111,35 @@ def test_every_other_trigger_is_listed_not_served(trigger_type: str) -> None:
     )
 
 
+def disabled(function: FunctionInfo, setting: str = "AzureWebJobs.fn.Disabled") -> FunctionInfo:
+    return dataclasses.replace(function, disabled_by=setting)
+
+
+@pytest.mark.parametrize(
+    "function",
+    [
+        info(timer("0 */5 * * * *"), on_timer),
+        info(queue(), on_message),  # no connection setting either: being disabled is what matters
+        info({"type": "blobTrigger", "name": "x", "direction": "in"}, on_timer),
+    ],
+    ids=["timer", "queue", "blob"],
+)
+def test_a_disabled_function_gets_no_listener_and_says_which_setting(function: FunctionInfo) -> None:
+    entry = plan_one(disabled(function, "AzureWebJobs_fn_Disabled"), {"AzureWebJobsStorage": AZURITE})
+    assert isinstance(entry, NotServed) and entry.disabled and not entry.config_error
+    assert entry.describe() == (
+        "NOT SERVED: disabled by the app setting AzureWebJobs_fn_Disabled; remove the setting (or set it "
+        "to false) to run it"
+    )
+
+
+def test_a_disabled_function_with_a_configuration_error_reports_the_error() -> None:
+    # The host indexes a disabled function like any other; only its listener is not started.
+    entry = plan_one(disabled(info(timer("0 0 25 * * *"), on_timer)))
+    assert isinstance(entry, NotServed) and entry.config_error and not entry.disabled
+    assert "the hour field '25'" in entry.reason
+
+
 # --- timers ---------------------------------------------------------------------------------------------
 
 
