@@ -284,6 +284,7 @@ async def _listen(
         hub=hub,
         clock=engine.clock,
         client_binding=json.dumps(client_binding(settings, public_url)),
+        workers=engine.user_code,
     )
     # The app, the SDKs and the host are loaded for good: keep them out of the collector's reach. A full
     # collection of that heap took 70-150 ms, pausing every thread, the HTTP server's included

@@ -8,7 +8,6 @@ import base64
 import dataclasses
 import json
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -19,6 +18,7 @@ import pytest
 
 from durablehost.errors import InvocationError
 from durablehost.functions import BindingInfo, FunctionInfo
+from durablehost.functions.workers import UserCode
 from durablehost.http.appconfig import ConfigError, read_host_json
 from durablehost.triggers.invoke import (
     ReceivedMessage,
@@ -411,11 +411,12 @@ async def test_a_function_without_a_return_binding_that_returns_a_value_fails() 
 
     entry = plan_one(info(timer("0 0 * * * *"), returns, name="returns"))
     assert isinstance(entry, TimerPlan)
-    with (
-        ThreadPoolExecutor(1) as executor,
-        pytest.raises(InvocationError, match="without a \\$return binding"),
-    ):
-        await call_trigger_function(entry.function, None, None, executor=executor)
+    workers = UserCode(orchestrator_threads=1, activity_threads=1)
+    try:
+        with pytest.raises(InvocationError, match="without a \\$return binding"):
+            await call_trigger_function(entry.function, None, None, workers=workers)
+    finally:
+        workers.shutdown()
 
 
 @pytest.mark.parametrize(

@@ -254,28 +254,36 @@ async def test_invocations_never_overlap_and_a_late_run_catches_up_once(tmp_path
         assert module.calls == [False, False, False]
 
 
-async def test_sync_timer_functions_run_on_a_thread_without_an_event_loop(tmp_path: Path) -> None:
+async def test_timer_functions_run_where_the_worker_runs_them_never_on_the_host_loop(tmp_path: Path) -> None:
+    """Sync: a worker thread with no running event loop; async: the user-code event loop, in a thread of
+    its own (durablehost.functions.workers), so a blocking one cannot hold up the host."""
     app = write_app(
         tmp_path / "app",
         """
-        seen = []
+        seen = {}
+
+        def _has_loop():
+            try:
+                asyncio.get_running_loop()
+            except RuntimeError:
+                return False
+            return True
 
         @app.timer_trigger(schedule="0 0 * * * *", arg_name="timer", run_on_startup=True)
         def sync_tick(timer: func.TimerRequest) -> None:
-            try:
-                asyncio.get_running_loop()
-                has_loop = True
-            except RuntimeError:
-                has_loop = False
-            seen.append((threading.current_thread().name, has_loop, timer.past_due))
+            seen["sync"] = (threading.current_thread().name, _has_loop(), timer.past_due)
+
+        @app.timer_trigger(schedule="0 0 * * * *", arg_name="timer", run_on_startup=True)
+        async def async_tick(timer: func.TimerRequest) -> None:
+            seen["async"] = (threading.current_thread().name, _has_loop(), timer.past_due)
         """,
     )
     async with DurableTestHost.start(app, start_time=T0) as host:
         await host.run_until_idle()
-        seen = list(sys.modules["function_app"].seen)
-    assert len(seen) == 1
-    thread, has_loop, past_due = seen[0]
-    assert thread.startswith("trigger") and has_loop is False and past_due is False
+        seen = dict(sys.modules["function_app"].seen)
+    thread, has_loop, past_due = seen["sync"]
+    assert thread.startswith("activity") and has_loop is False and past_due is False
+    assert seen["async"] == ("user-async", True, False)
 
 
 async def test_timer_triggers_fire_in_order_with_durable_timers(tmp_path: Path) -> None:
@@ -322,6 +330,7 @@ async def test_one_process_runs_a_timer_when_two_share_a_task_hub(tmp_path: Path
                 hub="SharedHub",
                 clock=host.clock,
                 client_binding=host.triggers.client_binding,
+                workers=host.host.user_code,
                 timings=timings,
             )
             await other.start()
