@@ -77,6 +77,25 @@ async def test_the_status_is_kept_in_the_control_table(tmp_path: Path) -> None:
     assert row["Last"] == at(10) and row["Next"] == at(15) and row["LastUpdated"] == at(10)
 
 
+async def test_a_timer_disabled_by_app_setting_never_fires(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    app = write_app(
+        tmp_path / "app",
+        starter("0 */5 * * * *", run_on_startup=True) + starter("0 */5 * * * *", name="tock"),
+    )
+    monkeypatch.setenv("AzureWebJobs.tick.Disabled", "True")
+    async with DurableTestHost.start(app, start_time=T0) as host:
+        assert set(host.triggers.timers) == {"tock"}
+        assert host.triggers.describe("tick") == (
+            "NOT SERVED: disabled by the app setting AzureWebJobs.tick.Disabled; remove the setting (or set "
+            "it to false) to run it"
+        )
+        await host.advance(timedelta(minutes=11))
+        runs = await recorded(host)
+    assert [when for when, _ in runs] == [at(5), at(10)]  # tock's; tick ran neither at start nor later
+
+
 async def test_run_on_startup_runs_once_at_start(tmp_path: Path) -> None:
     app = write_app(tmp_path / "app", starter("0 0 * * * *", run_on_startup=True))
     async with DurableTestHost.start(app, start_time=at(minutes=20)) as host:
