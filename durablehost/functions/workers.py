@@ -50,6 +50,8 @@ class UserCode:
             max_workers=orchestrator_threads, thread_name_prefix="orchestrator"
         )
         self.activities = ThreadPoolExecutor(max_workers=activity_threads, thread_name_prefix="activity")
+        # One thread for the episodes that must not overlap (durablehost.functions.agent_runner).
+        self.one_at_a_time = ThreadPoolExecutor(max_workers=1, thread_name_prefix="agent-orchestrator")
         self._loop: asyncio.AbstractEventLoop | None = None
         self._thread: threading.Thread | None = None
         self._ready = threading.Event()
@@ -76,9 +78,11 @@ class UserCode:
         loop.run_forever()
         loop.close()
 
-    async def run_orchestrator(self, fn: Callable[..., _T], *args: Any) -> _T:
-        """A sync orchestrator episode or entity batch, on a pool thread with no running loop."""
-        return await asyncio.get_running_loop().run_in_executor(self.orchestrators, fn, *args)
+    async def run_orchestrator(self, fn: Callable[..., _T], *args: Any, one_at_a_time: bool = False) -> _T:
+        """A sync orchestrator episode or entity batch, on a pool thread with no running loop; with
+        ``one_at_a_time``, on a thread of its own that runs such episodes in turn."""
+        pool = self.one_at_a_time if one_at_a_time else self.orchestrators
+        return await asyncio.get_running_loop().run_in_executor(pool, fn, *args)
 
     async def run_sync(self, fn: Callable[..., _T], *args: Any, **kwargs: Any) -> _T:
         """A sync activity or trigger function, on a pool thread (context variables copied)."""
@@ -111,8 +115,8 @@ class UserCode:
         await asyncio.wrap_future(asyncio.run_coroutine_threadsafe(run(), loop))
 
     def shutdown(self) -> None:
-        self.orchestrators.shutdown(wait=False, cancel_futures=True)
-        self.activities.shutdown(wait=False, cancel_futures=True)
+        for pool in (self.orchestrators, self.one_at_a_time, self.activities):
+            pool.shutdown(wait=False, cancel_futures=True)
         with self._lock:
             loop, self._loop = self._loop, None
         if loop is not None:
