@@ -227,8 +227,8 @@ async def run(args: argparse.Namespace) -> int:
           f"Python {sys.version.split()[0]}")  # fmt: skip
     print("answer times in ms while the user code blocks: median and worst of each run, median over runs;")
     print("n = fewest answers counted in a run")
-    header = " | ".join(f"{t + ' median':>12} {'worst':>7} {'n':>4}"[-21:] for t in targets)
-    print(f"{'user code':<26}{header}")
+    print(f"{'GET':<26}" + " | ".join(f"{t:^20}" for t in targets))
+    print(f"{'while this blocks':<26}" + " | ".join(f"{'median':>7} {'worst':>7} {'n':>4}" for _ in targets))
     for label, runs in results.items():
         print(_row(label, runs, targets))
     worst_status = max(
