@@ -77,6 +77,7 @@ from durablehost.errors import (
     UnknownFunction,
 )
 from durablehost.functions import FunctionIndex
+from durablehost.functions.agent_runner import shares_process_wide_runner
 from durablehost.functions.workers import UserCode
 
 log = logging.getLogger("durablehost.dispatcher")
@@ -487,6 +488,18 @@ class Dispatcher:
         self.outcomes.flush_soon(instance_id)
         await self._delete_rows(instance_id, stale)
 
+    def _one_at_a_time(self, state: InstanceState) -> bool:
+        """Whether this orchestrator's episodes must not overlap: those of the SDK's OpenAI Agents
+        integration share a process-wide runner (durablehost.functions.agent_runner); Azure lets them
+        race, and so does the Azure-exact fidelity."""
+        if self.options.fidelity is Fidelity.AZURE:
+            return False
+        try:
+            orchestrator = self.functions.orchestrator(state.record.name)
+        except UnknownFunction:
+            return False  # the episode fails with the extension's message (run_episode)
+        return shares_process_wide_runner(orchestrator.handle)
+
     async def _run_episode(
         self, state: InstanceState, snapshot: InstanceState, outcomes: list[TaskRecord], stale: list[str]
     ) -> None:
@@ -495,7 +508,9 @@ class Dispatcher:
         try:
             # Children started without a version get this app's defaultVersion (versioning.py).
             episode = functools.partial(run_episode, default_version=self.options.versioning.default_version)
-            result = await self.user.run_orchestrator(episode, snapshot, self.functions, self.clock.now())
+            result = await self.user.run_orchestrator(
+                episode, snapshot, self.functions, self.clock.now(), one_at_a_time=self._one_at_a_time(state)
+            )
         except (NonDeterminismError, UnsupportedAction, UnknownFunction, PayloadTooLarge) as problem:
             self.outcomes.unclaim(instance_id)
             await self._fail_instance(state, str(problem))

@@ -13,9 +13,13 @@ The README's "Differences from Azure" lists every difference. What ``azure`` cha
 * The instance name is the caller's spelling of the orchestrator, a raised event's ``Idempotency-Key`` is
   ignored, an entity signal's body reaches the entity unchanged, and a version-mismatch failure's output
   is Azure's text alone.
+* Episodes of the OpenAI Agents integration's orchestrators run concurrently on the orchestrator pool, as
+  on the worker's thread pool, instead of one at a time: they race for the integration's process-wide
+  runner (durablehost.functions.agent_runner).
 
 Event delivery and timer slicing are settled per instance when it is created (``InstanceRecord.fidelity``),
-so a history keeps replaying the way it was built whatever mode a later process runs in.
+so a history keeps replaying the way it was built whatever mode a later process runs in; how episodes
+share threads is the running process's.
 """
 
 from __future__ import annotations

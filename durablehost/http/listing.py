@@ -20,7 +20,7 @@ from durablehost.errors import AppLoadError
 from durablehost.functions import FunctionIndex, load_app
 from durablehost.http.appconfig import ConfigError, apply_settings, read_host_json, read_local_settings
 from durablehost.http.triggers import TriggerTable
-from durablehost.triggers.plan import TriggerEntry, plan_triggers
+from durablehost.triggers.plan import NotServed, TriggerEntry, plan_triggers
 
 
 def function_lines(
@@ -36,6 +36,8 @@ def function_lines(
         if fn is not None:
             methods = ",".join(fn.methods) if fn.methods else "ALL"
             lines.append(f"{info.name}: [{methods}] {public_url}{table.url_path(fn)}{disabled}")
+        elif isinstance(entry, NotServed) and entry.disabled:
+            lines.append(f"{info.name}: {info.trigger_type}, {entry.describe()}")  # it names the setting
         elif entry is not None:
             lines.append(f"{info.name}: {info.trigger_type}, {entry.describe()}{disabled}")
         else:

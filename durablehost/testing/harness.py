@@ -178,6 +178,7 @@ class DurableTestHost:
                 hub=hub,
                 clock=clock,
                 client_binding=api.binding_json if api is not None else None,
+                workers=host.user_code,
                 timings=trigger_timings,
             )
             await triggers.start()

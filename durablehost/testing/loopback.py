@@ -23,7 +23,8 @@ LOOPBACK = "127.0.0.1"
 
 
 class LoopbackApi:
-    def __init__(self, runner: web.AppRunner, settings: ServerSettings, url: str) -> None:
+    def __init__(self, host: DurableHost, runner: web.AppRunner, settings: ServerSettings, url: str) -> None:
+        self._host = host
         self._runner = runner
         self.url = url
         self.binding_json = json.dumps(client_binding(settings, url))
@@ -38,18 +39,15 @@ class LoopbackApi:
         port = runner.addresses[0][1]
         url = f"http://{LOOPBACK}:{port}"
         settings.rpc_base_url = f"{url}{MANAGEMENT_PREFIX}/"
-        return cls(runner, settings, url)
+        return cls(host, runner, settings, url)
 
     async def close(self) -> None:
+        """Stop serving, and close the SDK client's process-wide aiohttp session (a private helper of the
+        SDK): it lives on the user-code loop of this test's host, which stops with the host, and the next
+        test's functions run on another."""
         await self._runner.cleanup()
-        await close_sdk_session()
-
-
-async def close_sdk_session() -> None:
-    """Close the SDK client's process-wide aiohttp session (a private helper of the SDK): it is bound to
-    this test's event loop, and the next test runs in another."""
-    try:
-        from azure.durable_functions.models.utils.http_utils import _close_session
-    except ImportError:
-        return  # an SDK version without the shared session: nothing to close
-    await _close_session()
+        try:
+            from azure.durable_functions.models.utils.http_utils import _close_session
+        except ImportError:
+            return  # an SDK version without the shared session: nothing to close
+        await self._host.user_code.on_user_loop(_close_session)

@@ -7,21 +7,18 @@ of ``QueueTriggerBinding.CreateBindingData`` (``Id``, ``DequeueCount``, ``Insert
 ``ExpirationTime``, ``NextVisibleTime``, ``PopReceipt``; af ``queue.py``). A trigger parameter annotated
 ``str`` (or ``bytes``) takes the worker's generic binding and receives the raw value instead.
 
-A durable client parameter receives the binding JSON string (protocol §5.1). Sync functions run on the
-given thread pool with no running event loop and async ones are awaited, as the worker runs them
-(``azure_functions_runtime`` ``handle_event.invocation_request``; azure-fidelity-notes §3). A function
+A durable client parameter receives the binding JSON string (protocol §5.1). Sync functions run on a
+worker thread with no running event loop and async ones on the user-code event loop, as the worker runs
+them (``azure_functions_runtime`` ``handle_event.invocation_request``; azure-fidelity-notes §3), never on
+the host's loop (durablehost.functions.workers). A function
 without a ``$return`` binding that returns something fails, as in the worker ("function … without a
 $return binding returned a non-None value").
 """
 
 from __future__ import annotations
 
-import asyncio
-import contextvars
-import functools
 import json
 from collections.abc import Awaitable, Callable
-from concurrent.futures import Executor
 from dataclasses import dataclass
 from datetime import UTC, datetime, tzinfo
 from typing import Any
@@ -33,6 +30,7 @@ from azure.functions.timer import TimerRequestConverter
 from durablehost.errors import InvocationError
 from durablehost.functions import InvocationContext
 from durablehost.functions.index import CONTEXT_PARAM
+from durablehost.functions.workers import UserCode
 from durablehost.triggers.monitor import ScheduleStatus
 from durablehost.triggers.plan import TriggerFunction
 
@@ -121,7 +119,7 @@ def _time_datum(moment: datetime | None) -> meta.Datum | None:
 
 
 async def call_trigger_function(
-    fn: TriggerFunction, argument: Any, client_binding_json: str | None, *, executor: Executor
+    fn: TriggerFunction, argument: Any, client_binding_json: str | None, *, workers: UserCode
 ) -> None:
     """Invoke once; whatever the function raises propagates (the caller logs it or fails the message)."""
     kwargs: dict[str, Any] = {fn.info.trigger_param: argument}
@@ -132,10 +130,9 @@ async def call_trigger_function(
     if fn.wants_context:
         kwargs[CONTEXT_PARAM] = InvocationContext(fn.name, str(fn.info.app_dir))
     if fn.is_async:
-        result = await fn.info.handler(**kwargs)
+        result = await workers.run_async(fn.info.handler(**kwargs))
     else:
-        call = functools.partial(contextvars.copy_context().run, fn.info.handler, **kwargs)
-        result = await asyncio.get_running_loop().run_in_executor(executor, call)
+        result = await workers.run_sync(fn.info.handler, **kwargs)
     if result is not None:
         raise InvocationError(
             f"function '{fn.name}' without a $return binding returned a non-None value "

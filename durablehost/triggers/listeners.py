@@ -15,11 +15,11 @@ from __future__ import annotations
 import asyncio
 import logging
 import uuid
-from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime
 from typing import Any
 
 from durablehost.engine.clock import Clock
+from durablehost.functions.workers import UserCode
 from durablehost.store.base import TableStore
 from durablehost.triggers.azure_queues import AzureQueue, QueueUnreachable
 from durablehost.triggers.invoke import call_trigger_function
@@ -42,6 +42,7 @@ class TriggerListeners:
         hub: str,
         clock: Clock,
         client_binding: str | None,
+        workers: UserCode,
         timings: ListenerTimings | None = None,
     ) -> None:
         needs_client = [
@@ -58,18 +59,20 @@ class TriggerListeners:
         self.control_table = f"{hub}Control"
         self.clock = clock
         self.client_binding = client_binding
+        self.workers = workers  # the engine's: trigger functions run where every other function runs
         self.timings = timings or ListenerTimings()
         self.owner = uuid.uuid4().hex[:12]
         self.timers: dict[str, TimerListener] = {}
         self.queues: dict[str, QueueListener] = {}
         self.errors: list[BaseException] = []  # failures of the listeners' machinery (not of user code)
-        self._executor = ThreadPoolExecutor(thread_name_prefix="trigger")
 
     async def start(self) -> None:
         """Start every listener; a queue whose account does not answer becomes NotServed with the reason."""
         for entry in self.entries.values():
             if isinstance(entry, NotServed) and entry.config_error:
                 log.error("function %r is not served: %s", entry.info.name, entry.reason)
+            elif isinstance(entry, NotServed) and entry.disabled:
+                log.info("function %r is disabled: %s", entry.info.name, entry.reason)
         timers = [e for e in self.entries.values() if isinstance(e, TimerPlan)]
         if timers:
             await self.store.create_table(self.control_table)
@@ -122,7 +125,6 @@ class TriggerListeners:
         for listener, result in zip(listeners, results, strict=True):
             if isinstance(result, BaseException) and not isinstance(result, asyncio.CancelledError):
                 log.error("stopping the listener of %s failed", listener.name, exc_info=result)
-        self._executor.shutdown(wait=False, cancel_futures=True)
 
     def is_idle(self) -> bool:
         now = self.clock.now()
@@ -149,4 +151,4 @@ class TriggerListeners:
         return entry.describe() if entry is not None else None
 
     async def _invoke(self, fn: TriggerFunction, argument: Any) -> None:
-        await call_trigger_function(fn, argument, self.client_binding, executor=self._executor)
+        await call_trigger_function(fn, argument, self.client_binding, workers=self.workers)

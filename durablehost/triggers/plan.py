@@ -5,6 +5,11 @@ before anything listens, so that ``durablehost start --list``, the banner and th
 timer or queue function gets a ``TimerPlan`` or ``QueuePlan``; every other trigger type (blob, Service Bus,
 Event Grid, Event Hubs, Cosmos DB, Kafka, …) a ``NotServed`` with the reason — never nothing.
 
+A function disabled by the ``AzureWebJobs.<name>.Disabled`` app setting (``FunctionInfo.disabled_by``) gets no
+listener, as the WebJobs SDK's ``HostListenerFactory`` creates none ("Function 'X' is disabled"): a
+``NotServed`` that names the setting. Its bindings are still read first, as the host indexes a disabled
+function like any other, so a configuration error in it is still reported as one.
+
 ``NotServed.config_error`` separates mistakes in the app's configuration (a bad schedule, a setting that a
 ``%Setting%`` names but that is not set, a connection setting that is not a connection string, parameters
 no binding fills) from functions that simply cannot run here (a trigger type durablehost has no listener
@@ -119,6 +124,11 @@ class NotServed:
     reason: str
     config_error: bool
 
+    @property
+    def disabled(self) -> bool:
+        """Not served because an app setting disables it (the reason names the setting)."""
+        return self.info.disabled_by is not None and not self.config_error
+
     def describe(self) -> str:
         return f"NOT SERVED: {self.reason}"
 
@@ -143,18 +153,32 @@ def plan_triggers(
     for info in functions:
         if info.trigger_type in SERVED_ELSEWHERE:
             continue
+        entry: TriggerEntry
         if info.trigger_type == TIMER_TRIGGER:
-            entries[info.name] = _guarded(info, functools.partial(_timer, info, environ, zone))
+            entry = _guarded(info, functools.partial(_timer, info, environ, zone))
         elif info.trigger_type == QUEUE_TRIGGER:
-            entries[info.name] = _guarded(info, functools.partial(_queue, info, environ, queues))
+            entry = _guarded(info, functools.partial(_queue, info, environ, queues))
         else:
-            entries[info.name] = NotServed(
+            entry = NotServed(
                 info,
                 f"durablehost has no listener for {info.trigger_type} functions (it serves HTTP, timer and "
                 "queue triggers and durable functions); it never runs here",
                 config_error=False,
             )
+        entries[info.name] = _unless_disabled(entry)
     return entries
+
+
+def _unless_disabled(entry: TriggerEntry) -> TriggerEntry:
+    """A disabled function's entry: no listener, unless its configuration is wrong (module docstring)."""
+    info = entry.info if isinstance(entry, NotServed) else entry.function.info
+    if info.disabled_by is None or (isinstance(entry, NotServed) and entry.config_error):
+        return entry
+    return NotServed(
+        info,
+        f"disabled by the app setting {info.disabled_by}; remove the setting (or set it to false) to run it",
+        config_error=False,
+    )
 
 
 class _Refusal(Exception):

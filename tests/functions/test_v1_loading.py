@@ -210,7 +210,7 @@ def test_timer_and_queue_folders_load_into_the_shape_the_decorators_give(apps: P
 
             @app.function_name("Tick")
             @app.timer_trigger(
-                schedule="0 */5 * * * *", arg_name="mytimer", run_on_startup=False, use_monitor=True
+                schedule="%TICK_SCHEDULE%", arg_name="mytimer", run_on_startup=False, use_monitor=True
             )
             @app.durable_client_input(client_name="starter")
             async def tick(mytimer, starter):
@@ -218,7 +218,7 @@ def test_timer_and_queue_folders_load_into_the_shape_the_decorators_give(apps: P
 
 
             @app.function_name("Inbox")
-            @app.queue_trigger(arg_name="msg", queue_name="orders", connection="AzureWebJobsStorage")
+            @app.queue_trigger(arg_name="msg", queue_name="%ORDERS_QUEUE%", connection="AzureWebJobsStorage")
             @app.durable_client_input(client_name="starter")
             async def inbox(msg, starter):
                 pass
@@ -241,9 +241,9 @@ def test_timer_and_queue_folders_load_into_the_shape_the_decorators_give(apps: P
         new_trigger = next(b.settings for b in new.bindings if b.type == trigger)
         assert dict(old_trigger) == dict(new_trigger)
     tick = next(b.settings for b in v1_functions["Tick"].bindings if b.type == "timerTrigger")
-    assert (tick["schedule"], tick["runOnStartup"], tick["useMonitor"]) == ("0 */5 * * * *", False, True)
+    assert (tick["schedule"], tick["runOnStartup"], tick["useMonitor"]) == ("%TICK_SCHEDULE%", False, True)
     inbox = next(b.settings for b in v1_functions["Inbox"].bindings if b.type == "queueTrigger")
-    assert (inbox["queueName"], inbox["connection"]) == ("orders", "AzureWebJobsStorage")
+    assert (inbox["queueName"], inbox["connection"]) == ("%ORDERS_QUEUE%", "AzureWebJobsStorage")
     assert v1_functions["Tick"].handler.__module__ == "__app__.Tick"
 
 

@@ -70,6 +70,29 @@ def test_list_prints_every_function_and_opens_no_store(tmp_path: Path) -> None:
     assert not (app / ".durablehost").exists()  # no store was opened
 
 
+def test_list_marks_the_functions_disabled_by_app_settings(tmp_path: Path) -> None:
+    app = write_app(tmp_path / "app", MIXED)
+    env = {
+        "QUEUE_NAME": "work",
+        "AzureWebJobsStorage": "UseDevelopmentStorage=true",
+        "AzureWebJobs.every_second.Disabled": "1",
+        "AzureWebJobs_enqueued_Disabled": "TRUE",
+        "AzureWebJobs.hello.Disabled": "true",
+    }
+    result = run_cli("start", "--app-dir", str(app), "--list", env=env)
+    assert result.returncode == 0, result.stderr
+    listing = lines_of(result.stdout)
+    fix = "; remove the setting (or set it to false) to run it"
+    assert listing["every_second"] == (
+        "timerTrigger, NOT SERVED: disabled by the app setting AzureWebJobs.every_second.Disabled" + fix
+    )
+    assert listing["enqueued"] == (
+        "queueTrigger, NOT SERVED: disabled by the app setting AzureWebJobs_enqueued_Disabled" + fix
+    )
+    # An HTTP function keeps its route (it answers 404), and says it is disabled.
+    assert listing["hello"] == "[GET] /api/hello (disabled by AzureWebJobs.hello.Disabled)"
+
+
 def test_list_shows_a_queue_account_without_contacting_it(tmp_path: Path) -> None:
     app = write_app(tmp_path / "app", MIXED)
     # Nothing listens on this port: --list must not care.

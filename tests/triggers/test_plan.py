@@ -8,7 +8,6 @@ import base64
 import dataclasses
 import json
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -19,6 +18,7 @@ import pytest
 
 from durablehost.errors import InvocationError
 from durablehost.functions import BindingInfo, FunctionInfo
+from durablehost.functions.workers import UserCode
 from durablehost.http.appconfig import ConfigError, read_host_json
 from durablehost.triggers.invoke import (
     ReceivedMessage,
@@ -109,6 +109,35 @@ def test_every_other_trigger_is_listed_not_served(trigger_type: str) -> None:
         f"NOT SERVED: durablehost has no listener for {trigger_type} functions (it serves HTTP, timer and "
         "queue triggers and durable functions); it never runs here"
     )
+
+
+def disabled(function: FunctionInfo, setting: str = "AzureWebJobs.fn.Disabled") -> FunctionInfo:
+    return dataclasses.replace(function, disabled_by=setting)
+
+
+@pytest.mark.parametrize(
+    "function",
+    [
+        info(timer("0 */5 * * * *"), on_timer),
+        info(queue(), on_message),  # no connection setting either: being disabled is what matters
+        info({"type": "blobTrigger", "name": "x", "direction": "in"}, on_timer),
+    ],
+    ids=["timer", "queue", "blob"],
+)
+def test_a_disabled_function_gets_no_listener_and_says_which_setting(function: FunctionInfo) -> None:
+    entry = plan_one(disabled(function, "AzureWebJobs_fn_Disabled"), {"AzureWebJobsStorage": AZURITE})
+    assert isinstance(entry, NotServed) and entry.disabled and not entry.config_error
+    assert entry.describe() == (
+        "NOT SERVED: disabled by the app setting AzureWebJobs_fn_Disabled; remove the setting (or set it "
+        "to false) to run it"
+    )
+
+
+def test_a_disabled_function_with_a_configuration_error_reports_the_error() -> None:
+    # The host indexes a disabled function like any other; only its listener is not started.
+    entry = plan_one(disabled(info(timer("0 0 25 * * *"), on_timer)))
+    assert isinstance(entry, NotServed) and entry.config_error and not entry.disabled
+    assert "the hour field '25'" in entry.reason
 
 
 # --- timers ---------------------------------------------------------------------------------------------
@@ -382,11 +411,12 @@ async def test_a_function_without_a_return_binding_that_returns_a_value_fails() 
 
     entry = plan_one(info(timer("0 0 * * * *"), returns, name="returns"))
     assert isinstance(entry, TimerPlan)
-    with (
-        ThreadPoolExecutor(1) as executor,
-        pytest.raises(InvocationError, match="without a \\$return binding"),
-    ):
-        await call_trigger_function(entry.function, None, None, executor=executor)
+    workers = UserCode(orchestrator_threads=1, activity_threads=1)
+    try:
+        with pytest.raises(InvocationError, match="without a \\$return binding"):
+            await call_trigger_function(entry.function, None, None, workers=workers)
+    finally:
+        workers.shutdown()
 
 
 @pytest.mark.parametrize(

@@ -298,11 +298,13 @@ async def test_batch_size_and_new_batch_threshold_bound_the_messages_in_flight(
         await eventually(lambda: _count(module.active, 2))
         await asyncio.sleep(0.5)
         assert len(module.active) == 2  # above newBatchThreshold: no further batch is fetched
-        module.gates[module.active[0]].set()  # one finishes: 1 in flight, at the threshold
+        # The function's events belong to the user-code loop it runs on: set them there.
+        on_user_loop = host.host.user_code.loop.call_soon_threadsafe
+        on_user_loop(module.gates[module.active[0]].set)  # one finishes: 1 in flight, at the threshold
         await eventually(lambda: _count(module.active, 3))  # the next batch of 2 is fetched
         await asyncio.sleep(0.5)
         assert len(module.active) == 3
-        module.release_all.set()
+        on_user_loop(module.release_all.set)
         await eventually(lambda: _empty(producer))
         await host.run_until_idle()
         assert module.peak == [3]  # batchSize + newBatchThreshold

@@ -77,6 +77,25 @@ async def test_the_status_is_kept_in_the_control_table(tmp_path: Path) -> None:
     assert row["Last"] == at(10) and row["Next"] == at(15) and row["LastUpdated"] == at(10)
 
 
+async def test_a_timer_disabled_by_app_setting_never_fires(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    app = write_app(
+        tmp_path / "app",
+        starter("0 */5 * * * *", run_on_startup=True) + starter("0 */5 * * * *", name="tock"),
+    )
+    monkeypatch.setenv("AzureWebJobs.tick.Disabled", "True")
+    async with DurableTestHost.start(app, start_time=T0) as host:
+        assert set(host.triggers.timers) == {"tock"}
+        assert host.triggers.describe("tick") == (
+            "NOT SERVED: disabled by the app setting AzureWebJobs.tick.Disabled; remove the setting (or set "
+            "it to false) to run it"
+        )
+        await host.advance(timedelta(minutes=11))
+        runs = await recorded(host)
+    assert [when for when, _ in runs] == [at(5), at(10)]  # tock's; tick ran neither at start nor later
+
+
 async def test_run_on_startup_runs_once_at_start(tmp_path: Path) -> None:
     app = write_app(tmp_path / "app", starter("0 0 * * * *", run_on_startup=True))
     async with DurableTestHost.start(app, start_time=at(minutes=20)) as host:
@@ -254,28 +273,36 @@ async def test_invocations_never_overlap_and_a_late_run_catches_up_once(tmp_path
         assert module.calls == [False, False, False]
 
 
-async def test_sync_timer_functions_run_on_a_thread_without_an_event_loop(tmp_path: Path) -> None:
+async def test_timer_functions_run_where_the_worker_runs_them_never_on_the_host_loop(tmp_path: Path) -> None:
+    """Sync: a worker thread with no running event loop; async: the user-code event loop, in a thread of
+    its own (durablehost.functions.workers), so a blocking one cannot hold up the host."""
     app = write_app(
         tmp_path / "app",
         """
-        seen = []
+        seen = {}
+
+        def _has_loop():
+            try:
+                asyncio.get_running_loop()
+            except RuntimeError:
+                return False
+            return True
 
         @app.timer_trigger(schedule="0 0 * * * *", arg_name="timer", run_on_startup=True)
         def sync_tick(timer: func.TimerRequest) -> None:
-            try:
-                asyncio.get_running_loop()
-                has_loop = True
-            except RuntimeError:
-                has_loop = False
-            seen.append((threading.current_thread().name, has_loop, timer.past_due))
+            seen["sync"] = (threading.current_thread().name, _has_loop(), timer.past_due)
+
+        @app.timer_trigger(schedule="0 0 * * * *", arg_name="timer", run_on_startup=True)
+        async def async_tick(timer: func.TimerRequest) -> None:
+            seen["async"] = (threading.current_thread().name, _has_loop(), timer.past_due)
         """,
     )
     async with DurableTestHost.start(app, start_time=T0) as host:
         await host.run_until_idle()
-        seen = list(sys.modules["function_app"].seen)
-    assert len(seen) == 1
-    thread, has_loop, past_due = seen[0]
-    assert thread.startswith("trigger") and has_loop is False and past_due is False
+        seen = dict(sys.modules["function_app"].seen)
+    thread, has_loop, past_due = seen["sync"]
+    assert thread.startswith("activity") and has_loop is False and past_due is False
+    assert seen["async"] == ("user-async", True, False)
 
 
 async def test_timer_triggers_fire_in_order_with_durable_timers(tmp_path: Path) -> None:
@@ -322,6 +349,7 @@ async def test_one_process_runs_a_timer_when_two_share_a_task_hub(tmp_path: Path
                 hub="SharedHub",
                 clock=host.clock,
                 client_binding=host.triggers.client_binding,
+                workers=host.host.user_code,
                 timings=timings,
             )
             await other.start()
