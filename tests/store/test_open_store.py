@@ -9,7 +9,7 @@ import pytest
 from durablehost.azurite import DEV_ACCOUNT_KEY, AzuritePorts, connection_string, free_ports
 from durablehost.errors import StoreError, StoreUnavailable
 from durablehost.store import SqliteTableStore, open_store
-from durablehost.store.azure_tables import AzureTableStore, expand_connection_string
+from durablehost.store.azure_tables import AzureTableStore, environment_proxies, expand_connection_string
 
 
 async def test_memory_spec() -> None:
@@ -78,3 +78,21 @@ async def test_closed_sqlite_store_refuses_calls() -> None:
     await store.close()
     with pytest.raises(StoreError, match="closed"):
         await store.get("things", "p", "r")
+
+
+async def test_the_environment_s_proxy_is_read_once_and_honours_no_proxy(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    for name in ("HTTP_PROXY", "HTTPS_PROXY", "ALL_PROXY", "NO_PROXY", "http_proxy", "https_proxy"):
+        monkeypatch.delenv(name, raising=False)
+    assert environment_proxies("https://acct.table.core.windows.net") is None
+    monkeypatch.setenv("HTTPS_PROXY", "http://proxy.example:3128")
+    monkeypatch.setenv("NO_PROXY", "localhost,127.0.0.1")
+    assert environment_proxies("https://acct.table.core.windows.net") == {"https": "http://proxy.example:3128"}
+    assert environment_proxies("http://127.0.0.1:10002/devstoreaccount1") is None
+    monkeypatch.setenv("HTTP_PROXY", "http://plain.example:8080")
+    assert environment_proxies("http://acct.example/") == {"http": "http://plain.example:8080"}
+    store = AzureTableStore("UseDevelopmentStorage=true")
+    transport = store._service._client._client._pipeline._transport
+    assert transport._use_env_settings is False  # no per-request lookup in a thread
+    await store.close()
