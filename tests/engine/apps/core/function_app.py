@@ -54,6 +54,11 @@ def sub_retry(context: df.DurableOrchestrationContext):
 
 
 @app.orchestration_trigger(context_name="context")
+def parent(context: df.DurableOrchestrationContext):
+    return (yield context.call_sub_orchestrator("child", context.get_input()))
+
+
+@app.orchestration_trigger(context_name="context")
 def child(context: df.DurableOrchestrationContext):
     return context.get_input() * 2
 
