@@ -652,8 +652,8 @@ def _same_state(built: InstanceState, engine: InstanceState) -> None:
     fields = ("history_count", "next_task_id", "action_count", "waits", "status", "input", "output")
     assert {f: getattr(built.record, f) for f in fields} == {f: getattr(engine.record, f) for f in fields}
     assert built.history == comparable(engine.history)
-    keys = ("kind", "name", "input", "state", "result", "reason", "fire_at", "child_instance_id", "retry")
-    keys += ("final_retry_timer", "consumed", "history_seq")
+    keys = ["kind", "name", "input", "state", "result", "reason", "fire_at", "child_instance_id", "retry"]
+    keys += ["final_retry_timer", "consumed", "history_seq"]
     assert {t: {k: getattr(r, k) for k in keys} for t, r in built.tasks.items()} == {
         t: {k: getattr(r, k) for k in keys} for t, r in engine.tasks.items()
     }
