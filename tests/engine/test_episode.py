@@ -706,3 +706,128 @@ def test_the_builders_state_is_the_engines_for_waits_and_a_child(core: FunctionI
     state = built.state()
     _same_state(state, run.state)
     assert state.record.waits == {"a": 1}
+
+
+# ------------------------------------------------------------------ what the code receives
+
+
+@pytest.mark.parametrize("step", [["activity", "flaky"], ["sub", "child", 1]], ids=["activity", "sub"])
+def test_a_failed_task_raises_reason_and_details_in_the_code(core: FunctionIndex, step: list[Any]) -> None:
+    """TaskFailed and SubOrchestrationInstanceFailed become Exception(f"{Reason} \\n {Details}") (§1.4)."""
+    run = Episodes.start(core, "script", [step])
+    run.run()
+    run.fail(0, "Activity function 'flaky' failed: ValueError: boom", '{"stack": "…"}')
+    result = run.run()
+    failed = result.new_history[1]
+    expected = EventType.TASK_FAILED if step[0] == "activity" else EventType.SUB_ORCHESTRATION_FAILED
+    assert (failed["EventType"], failed["TaskScheduledId"]) == (expected, 0)
+    assert (failed["Reason"], failed["Details"]) == (
+        "Activity function 'flaky' failed: ValueError: boom",
+        '{"stack": "…"}',
+    )
+    assert json.loads(run.record.output or "") == [
+        {"failed": 'Activity function \'flaky\' failed: ValueError: boom \n {"stack": "…"}'}
+    ]
+
+
+def test_a_sub_orchestrations_result_reaches_the_code(core: FunctionIndex) -> None:
+    run = Episodes.start(core, "parent", 4)
+    run.run()
+    run.complete(0, {"doubled": 8})
+    result = run.run()
+    completed = result.new_history[1]
+    assert (completed["EventType"], completed["TaskScheduledId"], completed["Result"]) == (
+        EventType.SUB_ORCHESTRATION_COMPLETED,
+        0,
+        '{"doubled": 8}',
+    )
+    assert json.loads(run.record.output or "") == {"doubled": 8}
+
+
+def test_an_http_response_reaches_the_code_as_a_dict(core: FunctionIndex) -> None:
+    run = Episodes.start(core, "script", [["http", "POST", "https://example.com/api"]])
+    run.run()
+    [task] = run.last.new_work
+    assert (task.kind, task.name) == (TaskKind.HTTP, "BuiltIn::HttpActivity")
+    request = json.loads(task.input or "")  # the action's httpRequest, as the SDK serialised it
+    assert (request["method"], request["uri"]) == ("POST", "https://example.com/api")
+    response = {"statusCode": 201, "headers": {"Location": "/x"}, "content": '{"ok": true}'}
+    run.complete(0, response)
+    run.run()
+    assert json.loads(run.record.output or "") == [response]
+
+
+def test_task_all_fails_at_its_first_failure_with_others_still_running(core: FunctionIndex) -> None:
+    """§2.4: the first failed child fails task_all at once; the code goes on (here it returns) and the
+    instance finishes with tasks never completed, which start no work."""
+    steps = [["all", [["activity", "square", n] for n in range(4)]]]
+    run = Episodes.start(core, "script", steps)
+    run.run()
+    run.complete(0, 0)
+    run.fail(2, "two failed")
+    result = run.run()
+    assert result.finished and not result.new_work
+    assert json.loads(run.record.output or "") == [{"failed": "two failed \n None"}]
+    assert {t: run.state.tasks[t].state for t in (1, 3)} == {1: TaskState.SCHEDULED, 3: TaskState.SCHEDULED}
+
+
+def test_a_deadline_cancelled_while_the_code_goes_on_is_written_back_with_the_next_task(
+    core: FunctionIndex,
+) -> None:
+    run = Episodes.start(core, "approve_then_act")
+    run.run()
+    run.raise_event("approval", "yes", after=SECOND)
+    result = run.run()
+    assert [(t.task_id, t.state) for t in result.canceled] == [(0, TaskState.CANCELED)]
+    assert [(t.task_id, t.state) for t in result.new_work] == [(1, TaskState.SCHEDULED)]
+    assert sorted((t.task_id, t.state) for t in result.tasks_to_write) == [
+        (0, TaskState.CANCELED),
+        (1, TaskState.SCHEDULED),
+    ]
+    # The cancellation leaves no event: TimerCreated(0) stays, nothing else is written for it.
+    assert [e["EventType"] for e in result.new_history[1:-1]] == [
+        EventType.EVENT_RAISED,
+        EventType.TASK_SCHEDULED,
+    ]
+    run.complete(1, "done")
+    run.run()
+    assert json.loads(run.record.output or "") == [True, "done"]
+
+
+def test_a_timer_created_already_cancelled_starts_no_work(core: FunctionIndex) -> None:
+    """Azure fidelity delivers an early event in the first episode, so the deadline is created and
+    cancelled in the same run: it is recorded (TimerCreated, canceled) but never armed."""
+    run = Episodes.start(core, "approve_then_act", fidelity=Fidelity.AZURE)
+    run.raise_event("approval", "early")
+    result = run.run()
+    timer = next(t for t in result.tasks_to_write if t.task_id == 0)
+    assert timer.kind is TaskKind.TIMER and timer.state is TaskState.CANCELED
+    assert [t.task_id for t in result.new_work if t.state is TaskState.SCHEDULED] == [1]
+    assert _ids(result.new_history, EventType.TIMER_CREATED) == [0]
+
+
+# ------------------------------------------------------------------ versions
+
+
+def test_the_instance_version_is_in_execution_started_and_context_version(core: FunctionIndex) -> None:
+    run = Episodes.start(core, "script", [["version"]], version="1.5")
+    run.run()
+    assert run.history[1]["Version"] == "1.5"
+    assert json.loads(run.record.output or "") == ["1.5"]
+
+
+@pytest.mark.parametrize(
+    ("step", "version"),
+    [
+        (["sub", "child", 1], "2.0"),  # none named: the app's defaultVersion
+        (["sub", "child", 1, None, "3.1"], "3.1"),  # named: as named
+    ],
+)
+def test_a_child_gets_the_default_version_unless_the_code_names_one(
+    core: FunctionIndex, step: list[Any], version: str
+) -> None:
+    run = Episodes.start(core, "script", [step], version="1.0")
+    result = run.run(default_version="2.0")
+    created = result.new_history[2]
+    assert (created["EventType"], created["Version"]) == (EventType.SUB_ORCHESTRATION_CREATED, version)
+    assert result.new_work[0].version == version

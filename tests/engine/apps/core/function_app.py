@@ -76,6 +76,18 @@ def race(context: df.DurableOrchestrationContext):
 
 
 @app.orchestration_trigger(context_name="context")
+def approve_then_act(context: df.DurableOrchestrationContext):
+    """The race, then more work: the cancelled deadline and the next activity in one episode."""
+    deadline = context.create_timer(context.current_utc_datetime + timedelta(hours=1))
+    event = context.wait_for_external_event("approval")
+    winner = yield context.task_any([event, deadline])
+    if winner == event:
+        deadline.cancel()
+    done = yield context.call_activity("hello", "act")
+    return [winner == event, done]
+
+
+@app.orchestration_trigger(context_name="context")
 def sleeper(context: df.DurableOrchestrationContext):
     """Sleeps for the input's number of seconds and returns the time it woke up at."""
     yield context.create_timer(context.current_utc_datetime + timedelta(seconds=context.get_input()))
@@ -124,7 +136,10 @@ def _task(context: df.DurableOrchestrationContext, step: list[Any]) -> Any:
     if kind == "wait":
         return context.wait_for_external_event(step[1])
     if kind == "sub":
-        return context.call_sub_orchestrator(step[1], step[2], step[3] if len(step) > 3 else None)
+        instance_id = step[3] if len(step) > 3 else None
+        return context.call_sub_orchestrator(
+            step[1], step[2], instance_id, step[4] if len(step) > 4 else None
+        )
     if kind == "call_entity":
         return context.call_entity(df.EntityId(step[1], step[2]), step[3], step[4] if len(step) > 4 else None)
     if kind == "http":
@@ -141,10 +156,10 @@ def script(context: df.DurableOrchestrationContext):
     """Runs the steps of its input in order and returns what each yielded task gave.
 
     Steps: ["activity", name, input], ["retry", name, input, interval_ms, attempts], ["timer", seconds],
-    ["wait", name], ["sub", name, input, instance_id?], ["call_entity", name, key, op, input?],
+    ["wait", name], ["sub", name, input, instance_id?, version?], ["call_entity", name, key, op, input?],
     ["http", method, uri], ["all", [steps]], ["any", [steps]] (gives the winner's index), and the
-    steps that yield nothing: ["signal", name, key, op, input], ["status", value], ["continue", input],
-    ["raise", message].
+    steps that yield nothing: ["signal", name, key, op, input], ["status", value], ["version"] (gives
+    context.version), ["continue", input], ["raise", message]. A failed task gives {"failed": message}.
     """
     results: list[Any] = []
     for step in context.get_input():
@@ -153,6 +168,8 @@ def script(context: df.DurableOrchestrationContext):
             context.signal_entity(df.EntityId(step[1], step[2]), step[3], step[4])
         elif kind == "status":
             context.set_custom_status(step[1])
+        elif kind == "version":
+            results.append(context.version)
         elif kind == "continue":
             context.continue_as_new(step[1])
             return None
