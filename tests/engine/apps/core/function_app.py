@@ -5,6 +5,7 @@ names matter), so the activities are trivial. ``script`` interprets its input as
 lets one orchestrator yield any shape of actions, and a changed input stand for changed code.
 """
 
+import threading
 from datetime import timedelta
 from typing import Any
 
@@ -200,6 +201,27 @@ def square(value: int) -> int:
 @app.activity_trigger(input_name="config")
 def flaky(config: Any) -> str:
     raise ValueError("flaky always fails when it really runs")
+
+
+# Activities that wait for a test (tests/engine/test_tasks.py): the test opens RELEASE, and reads how
+# many ran at once.
+RELEASE = threading.Event()
+_LOCK = threading.Lock()
+RUNNING = {"now": 0, "peak": 0, "started": 0}
+
+
+@app.activity_trigger(input_name="name")
+def gated(name: str) -> str:
+    with _LOCK:
+        RUNNING["now"] += 1
+        RUNNING["started"] += 1
+        RUNNING["peak"] = max(RUNNING["peak"], RUNNING["now"])
+    try:
+        RELEASE.wait(10)
+    finally:
+        with _LOCK:
+            RUNNING["now"] -= 1
+    return name
 
 
 @app.entity_trigger(context_name="context")
