@@ -283,6 +283,50 @@ def test_hidden_ids_come_before_the_ids_of_actions_of_the_same_episode(
     assert json.loads(run.record.output or "") == [1, "then"]
 
 
+def test_two_chains_failing_and_firing_in_one_episode_take_hidden_ids_in_chain_order(
+    core: FunctionIndex,
+) -> None:
+    """Pure allocating events go first, by task id, and the SDK allocates in history order (§2.5): both
+    chains' timers, then both chains' next attempts, and each attempt's result reaches its own chain."""
+    steps = [["all", [["retry", "left", None, 1000, 3], ["retry", "right", None, 1000, 3]]]]
+    run = Episodes.start(core, "script", steps)
+    run.run()
+    run.fail(1, "right failed", after=SECOND)  # the later chain's failure arrives first
+    run.fail(0, "left failed", after=SECOND)
+    result = run.run()
+    assert [(e["EventType"], e.get("TaskScheduledId", e["EventId"])) for e in result.new_history[1:-1]] == [
+        (EventType.TASK_FAILED, 0),
+        (EventType.TASK_FAILED, 1),
+        (EventType.TIMER_CREATED, 2),
+        (EventType.TIMER_CREATED, 3),
+    ]
+    assert [(t.task_id, t.name) for t in result.new_work] == [(2, "left"), (3, "right")]
+    run.fire(3)
+    run.fire(2)
+    result = run.run()
+    assert [(t.task_id, t.name) for t in result.new_work] == [(4, "left"), (5, "right")]
+    run.complete(5, "R")
+    run.complete(4, "L")
+    run.run()
+    assert json.loads(run.record.output or "") == [["L", "R"]]
+
+
+def test_a_retry_timer_firing_with_a_completion_gives_the_attempt_the_first_id(core: FunctionIndex) -> None:
+    steps = [["any", [["retry", "flaky", None, 1000, 3], ["activity", "quick"]]], ["activity", "next"]]
+    run = Episodes.start(core, "script", steps)
+    run.run()
+    run.fail(0, "boom")
+    run.run()
+    assert run.new_work() == [(2, "timer", "flaky")]
+    run.fire(2)
+    run.complete(1, "fast")  # in the same episode: the code resumes and schedules "next"
+    result = run.run()
+    assert [(t.task_id, t.name) for t in result.new_work] == [(3, "flaky"), (4, "next")]
+    run.complete(4, "then")
+    run.run()
+    assert json.loads(run.record.output or "") == [1, "then"]
+
+
 def test_a_sub_orchestration_retry_gives_each_unnamed_attempt_its_own_child_id(core: FunctionIndex) -> None:
     run = Episodes.start(core, "sub_retry", 21)
     run.run()
