@@ -222,11 +222,15 @@ class HeldOutcomes:
             self._flushing.discard(instance_id)
             self._schedule(instance_id)  # stored completions wait for the next episode
 
-    async def store_directly(self, instance_id: str) -> None:
+    def store_directly(self, instance_id: str) -> Awaitable[bool]:
         """After the partition was handed over: store what is held anyway (conditional writes), so the
-        next owner finds it instead of running the work again."""
+        next owner finds it instead of running the work again.
+
+        What is held, and the cached task rows it is written against, are taken at the call, not when
+        the returned write runs: a release spawns the write and forgets the partition's instances at
+        once (recovery.released), and a write that found them gone would drop every outcome."""
         items = [*self._pending.pop(instance_id, {}).values(), *self._claimed.pop(instance_id, {}).values()]
-        await self._write(instance_id, self._cache.get(instance_id), items)
+        return self._write(instance_id, self._cache.get(instance_id), items)
 
     async def _write(self, instance_id: str, state: InstanceState | None, items: Iterable[Held]) -> bool:
         """Store ``items`` against ``state``'s task rows; True if any was dropped for another outcome."""

@@ -12,6 +12,8 @@ from typing import Any
 
 import pytest
 
+from tests.support.histories import History
+
 T0 = datetime(2026, 3, 1, 9, 0, tzinfo=UTC)
 INSTANCE = "req-1"
 NEEDS_APPROVAL = {"intent": "refund", "confidence": 0.9, "needs_approval": True, "summary": "", "tokens": 10}
@@ -23,63 +25,31 @@ APPROVAL = {
     "decided_at": "x",
 }
 
-Event = dict[str, Any]
+WORKFLOW = "request_approval_orchestrator"
 
 
 def _ts(moment: datetime) -> str:
     return moment.strftime("%Y-%m-%dT%H:%M:%S.%fZ")
 
 
-def _event(kind: int, at: datetime, **fields: Any) -> Event:
-    return {"EventType": kind, "EventId": -1, "IsPlayed": False, "Timestamp": _ts(at), **fields}
-
-
-def orchestrator_started(at: datetime) -> Event:
-    return _event(12, at)
-
-
-def execution_started(at: datetime, data: Any) -> Event:
-    return _event(0, at, Name="request_approval_orchestrator", Version="", Input=json.dumps(data))
-
-
-def task_completed(at: datetime, task_id: int, result: Any) -> Event:
-    return _event(5, at, TaskScheduledId=task_id, Result=json.dumps(result))
-
-
-def timer_fired(at: datetime, timer_id: int) -> Event:
-    return _event(11, at, TimerId=timer_id, FireAt=_ts(at))
-
-
-def approval_raised(at: datetime, data: Any) -> Event:
+def posted(data: Any) -> str:
     # As on Azure: the SDK client posts json.dumps(json.dumps(v)) and the extension stores that body as
     # the event input, so the orchestrator receives the *string* json.dumps(v) (df-host-protocol §5.4).
-    return _event(15, at, Name="approval", Input=json.dumps(json.dumps(data)))
+    # The builder encodes the value once more: the Input is json.dumps(json.dumps(v)).
+    return json.dumps(data)
 
 
-class Replay:
-    """Grows a history episode by episode and runs the orchestrator over it."""
+class Replay(History):
+    """The history (tests.support.histories), grown episode by episode; ``run`` replays it all."""
 
     def __init__(self, handle: Callable[[str], str], data: dict[str, Any]) -> None:
+        super().__init__(WORKFLOW, instance_id=INSTANCE, at=T0)
         self._handle = handle
-        self.data = data
-        self.history: list[Event] = []
+        self.started(data)
 
-    def episode(self, at: datetime, *events: Event) -> dict[str, Any]:
-        """Append an episode (the first one starts the execution) and run the orchestrator over it all."""
-        if not self.history:
-            self.history = [orchestrator_started(at), execution_started(at, self.data), *events]
-        else:
-            self.history += [orchestrator_started(at), *events]
-        payload = {
-            "history": self.history,
-            "input": json.dumps(self.data),
-            "instanceId": INSTANCE,
-            "isReplaying": False,
-            "parentInstanceId": None,
-            "upperSchemaVersion": 1,
-            "upperSchemaVersionNew": 2,
-        }
-        state: dict[str, Any] = json.loads(self._handle(json.dumps(payload)))
+    def run(self) -> dict[str, Any]:
+        """Run the orchestrator over the whole history."""
+        state: dict[str, Any] = json.loads(self._handle(self.payload()))
         return state
 
 
@@ -111,8 +81,8 @@ def handle(isolated_app_import: None) -> Callable[[str], str]:
 
 def _waiting(handle: Callable[[str], str], **options: Any) -> Replay:
     replay = Replay(handle, {"request": {"text": "refund please"}, **options})
-    replay.episode(T0)
-    replay.episode(T0 + timedelta(seconds=1), task_completed(T0 + timedelta(seconds=1), 0, NEEDS_APPROVAL))
+    replay.run()
+    replay.episode(at=T0 + timedelta(seconds=1)).completed(0, NEEDS_APPROVAL).run()
     return replay
 
 
@@ -120,7 +90,7 @@ def test_waits_with_deadline_and_reminder_timers(handle: Callable[[str], str]) -
     replay = Replay(
         handle, {"request": {"text": "refund please"}, "deadline_hours": 10, "reminder_interval_hours": 4}
     )
-    first = replay.episode(T0)
+    first = replay.run()
     # The approval wait opens with the classification, raced against it in a WhenAny.
     assert [(a["actionType"], a.get("functionName")) for a in leaf_actions(first)] == [
         (1, "classify_request"),
@@ -130,7 +100,7 @@ def test_waits_with_deadline_and_reminder_timers(handle: Callable[[str], str]) -
     assert first["customStatus"] == {"stage": "classifying"}
 
     t1 = T0 + timedelta(seconds=1)
-    state = replay.episode(t1, task_completed(t1, 0, NEEDS_APPROVAL))
+    state = replay.episode(at=t1).completed(0, NEEDS_APPROVAL).run()
     actions = leaf_actions(state)[1:]
     assert [a["actionType"] for a in actions] == [6, 5, 5]
     assert actions[1]["fireAt"] == _ts(t1 + timedelta(hours=10)) and actions[2]["fireAt"] == _ts(
@@ -144,7 +114,7 @@ def test_waits_with_deadline_and_reminder_timers(handle: Callable[[str], str]) -
 def test_approval_as_json_text_cancels_timers_and_acts(handle: Callable[[str], str]) -> None:
     replay = _waiting(handle)
     t2 = T0 + timedelta(hours=1)
-    state = replay.episode(t2, approval_raised(t2, APPROVAL))
+    state = replay.episode(at=t2).raised("approval", posted(APPROVAL)).run()
     actions = leaf_actions(state)
     timers = [a for a in actions if a["actionType"] == 5]
     assert [t["isCanceled"] for t in timers] == [True, True]
@@ -153,8 +123,8 @@ def test_approval_as_json_text_cancels_timers_and_acts(handle: Callable[[str], s
     assert state["customStatus"] == {"stage": "approved", "by": ["alice"]}
 
     t3 = t2 + timedelta(seconds=1)
-    done = replay.episode(
-        t3, task_completed(t3, 3, {"reference": "ACT-1", "status": "done", "intent": "refund"})
+    done = (
+        replay.episode(at=t3).completed(3, {"reference": "ACT-1", "status": "done", "intent": "refund"}).run()
     )
     assert done["isDone"]
     assert done["output"]["outcome"] == "done"
@@ -164,22 +134,25 @@ def test_approval_as_json_text_cancels_timers_and_acts(handle: Callable[[str], s
 def test_a_seen_approval_id_is_ignored(handle: Callable[[str], str]) -> None:
     replay = _waiting(handle, required_approvals=2)
     t2 = T0 + timedelta(hours=1)
-    replay.episode(t2, approval_raised(t2, APPROVAL))
+    replay.episode(at=t2).raised("approval", posted(APPROVAL)).run()
     t3 = t2 + timedelta(minutes=1)
-    state = replay.episode(t3, approval_raised(t3, {**APPROVAL, "approver": "alice-again"}))
+    state = replay.episode(at=t3).raised("approval", posted({**APPROVAL, "approver": "alice-again"})).run()
     assert state["customStatus"]["approvals"] == 1 and not state["isDone"]
     assert [a["actionType"] for a in leaf_actions(state)].count(6) == 3  # a fresh wait after each event
 
     t4 = t3 + timedelta(minutes=1)
-    state = replay.episode(t4, approval_raised(t4, {**APPROVAL, "approval_id": "ap-2", "approver": "bob"}))
+    state = (
+        replay.episode(at=t4)
+        .raised("approval", posted({**APPROVAL, "approval_id": "ap-2", "approver": "bob"}))
+        .run()
+    )
     assert state["customStatus"] == {"stage": "approved", "by": ["alice", "bob"]}
 
 
 def test_a_dict_event_is_accepted_too(handle: Callable[[str], str]) -> None:
     replay = _waiting(handle)
     t2 = T0 + timedelta(hours=1)
-    raw_dict_event = _event(15, t2, Name="approval", Input=json.dumps({**APPROVAL, "decision": "reject"}))
-    state = replay.episode(t2, raw_dict_event)
+    state = replay.episode(at=t2).raised("approval", {**APPROVAL, "decision": "reject"}).run()
     assert state["isDone"] and state["output"]["outcome"] == "rejected"
     assert state["customStatus"] == {"stage": "rejected", "by": "alice", "comment": ""}
 
@@ -187,13 +160,13 @@ def test_a_dict_event_is_accepted_too(handle: Callable[[str], str]) -> None:
 def test_reminder_fires_sends_and_schedules_the_next(handle: Callable[[str], str]) -> None:
     replay = _waiting(handle, deadline_hours=10, reminder_interval_hours=4)
     t2 = T0 + timedelta(hours=4, seconds=1)
-    state = replay.episode(t2, timer_fired(t2, 2))
+    state = replay.episode(at=t2).fired(2).run()
     reminder = leaf_actions(state)[-1]
     assert reminder["functionName"] == "send_notification"
     assert json.loads(reminder["input"])["key"].startswith("reminder-1-")
 
     t3 = t2 + timedelta(seconds=1)
-    state = replay.episode(t3, task_completed(t3, 3, {"state": "sent"}))
+    state = replay.episode(at=t3).completed(3, {"state": "sent"}).run()
     next_timer = leaf_actions(state)[-1]
     assert next_timer["actionType"] == 5
     assert next_timer["fireAt"] == _ts(T0 + timedelta(seconds=1) + timedelta(hours=8))
@@ -203,13 +176,13 @@ def test_reminder_fires_sends_and_schedules_the_next(handle: Callable[[str], str
 def test_deadline_escalates_when_configured(handle: Callable[[str], str]) -> None:
     replay = _waiting(handle, deadline_hours=10, reminder_interval_hours=24, expiry_policy="escalate")
     t2 = T0 + timedelta(hours=10, seconds=1)
-    state = replay.episode(t2, timer_fired(t2, 1))
+    state = replay.episode(at=t2).fired(1).run()
     escalation = leaf_actions(state)[-1]
     assert escalation["functionName"] == "send_notification"
     assert json.loads(escalation["input"])["recipient"] == "escalations@example.com"
     assert state["customStatus"] == {"stage": "expired", "policy": "escalate"}
     t3 = t2 + timedelta(seconds=1)
-    done = replay.episode(t3, task_completed(t3, 2, {"state": "sent"}))
+    done = replay.episode(at=t3).completed(2, {"state": "sent"}).run()
     assert done["output"]["outcome"] == "escalated"
 
 
@@ -218,28 +191,32 @@ def test_an_approval_raised_during_classification_is_counted_once(handle: Callab
     # EventRaised is appended as it arrives (azure-fidelity-notes §7.2). The code before the wait opened
     # with the classification saw this event again at every later wait and failed after 50 of them.
     replay = Replay(handle, {"request": {"text": "refund please"}, "required_approvals": 2})
-    replay.episode(T0)
+    replay.run()
     t1 = T0 + timedelta(seconds=1)
-    replay.episode(t1, approval_raised(t1, APPROVAL))
+    replay.episode(at=t1).raised("approval", posted(APPROVAL)).run()
     t2 = t1 + timedelta(seconds=1)
-    state = replay.episode(t2, task_completed(t2, 0, NEEDS_APPROVAL))
+    state = replay.episode(at=t2).completed(0, NEEDS_APPROVAL).run()
     assert not state["isDone"]
     assert state["customStatus"]["stage"] == "awaiting_approval"
     assert state["customStatus"]["approvals"] == 1
     assert [a["actionType"] for a in leaf_actions(state)] == [1, 6, 6, 5, 5]  # a fresh wait, then the timers
 
     t3 = t2 + timedelta(minutes=1)
-    state = replay.episode(t3, approval_raised(t3, {**APPROVAL, "approval_id": "ap-2", "approver": "bob"}))
+    state = (
+        replay.episode(at=t3)
+        .raised("approval", posted({**APPROVAL, "approval_id": "ap-2", "approver": "bob"}))
+        .run()
+    )
     assert state["customStatus"] == {"stage": "approved", "by": ["alice", "bob"]}
     assert leaf_actions(state)[-1]["functionName"] == "perform_request_action"
 
 
 def test_approvals_that_decide_during_classification_schedule_no_timer(handle: Callable[[str], str]) -> None:
     replay = Replay(handle, {"request": {"text": "refund please"}})
-    replay.episode(T0)
+    replay.run()
     t1 = T0 + timedelta(seconds=1)
-    replay.episode(t1, approval_raised(t1, {**APPROVAL, "decision": "reject"}))
+    replay.episode(at=t1).raised("approval", posted({**APPROVAL, "decision": "reject"})).run()
     t2 = t1 + timedelta(seconds=1)
-    state = replay.episode(t2, task_completed(t2, 0, NEEDS_APPROVAL))
+    state = replay.episode(at=t2).completed(0, NEEDS_APPROVAL).run()
     assert state["isDone"] and state["output"]["outcome"] == "rejected"
     assert 5 not in [a["actionType"] for a in leaf_actions(state)]

@@ -12,7 +12,6 @@ from pathlib import Path
 
 import pytest
 
-from durablehost.engine import history as h
 from durablehost.engine.control import ControlTable
 from durablehost.engine.owed import StoreOutage
 from durablehost.engine.partition import InstanceRepository, OutcomeConflict
@@ -21,6 +20,7 @@ from durablehost.engine.records import InstanceRecord, RuntimeStatus, TaskKind, 
 from durablehost.store import open_store
 from durablehost.store.base import TableStore
 from durablehost.testing import DurableTestHost
+from tests.support.histories import History
 
 from .conftest import APPS
 
@@ -41,7 +41,10 @@ async def _scheduled(repo: InstanceRepository, tasks: int) -> tuple[InstanceReco
     record = InstanceRecord("i1", "orch", RuntimeStatus.RUNNING, "exec", NOW, NOW)
     await repo.insert_instance(record)
     scheduled = [TaskRecord("exec", n, TaskKind.ACTIVITY, "act", NOW, history_seq=n) for n in range(tasks)]
-    events = [h.task_scheduled(NOW, n, "act", None) for n in range(tasks)]
+    history = History("orch", instance_id="i1", execution_id="exec", at=NOW)
+    for n in range(tasks):
+        history.activity(n, "act")
+    events = history.events
     record.history_count = len(events)
     await repo.commit(record, history_start=0, new_history=events, upsert_tasks=scheduled, delete_rows=[])
     return record, scheduled
@@ -79,7 +82,7 @@ async def test_outcomes_are_written_together_and_a_duplicate_among_them_is_dropp
 async def test_an_outcome_folded_into_an_episode_commits_with_it(repo: InstanceRepository) -> None:
     record, scheduled = await _scheduled(repo, 1)
     done = _outcome(scheduled[0], '"r"')
-    completion = [h.orchestrator_started(NOW), h.task_completed(NOW, 0, '"r"'), h.orchestrator_completed(NOW)]
+    completion = History(at=NOW).episode().completed(0, "r").end().events
     start = record.history_count
     record.history_count += len(completion)
     await repo.commit(
@@ -96,7 +99,7 @@ async def test_an_outcome_folded_into_an_episode_commits_with_it(repo: InstanceR
         await repo.commit(
             loaded.record,
             history_start=before,
-            new_history=[h.orchestrator_started(NOW)],
+            new_history=History(at=NOW).episode().events,
             upsert_tasks=[],
             delete_rows=[],
             outcomes=[again],

@@ -4,6 +4,7 @@ import json
 import re
 import textwrap
 import warnings
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -22,61 +23,28 @@ from durablehost.functions import (
     load_app,
 )
 from durablehost.functions.workers import UserCode
+from tests.support.histories import History, Text
 
-T0 = "2024-01-01T00:00:00.000000Z"
-T1 = "2024-01-01T00:00:01.000000Z"
-
-
-def orchestrator_payload(name: str, input_json: str | None, *later_events: dict[str, Any]) -> str:
-    """A first-episode history (protocol §1.2, §1.4), optionally followed by more events."""
-    history = [
-        {"EventType": 12, "EventId": -1, "IsPlayed": False, "Timestamp": T0},
-        {
-            "EventType": 0,
-            "EventId": -1,
-            "IsPlayed": False,
-            "Timestamp": T0,
-            "Name": name,
-            "Version": "",
-            "Input": input_json,
-            "OrchestrationInstance": {"InstanceId": "abc", "ExecutionId": "e1"},
-            "ParentInstance": None,
-        },
-        *later_events,
-    ]
-    return json.dumps(
-        {
-            "history": history,
-            "input": input_json,
-            "instanceId": "abc",
-            "isReplaying": False,
-            "parentInstanceId": None,
-            "upperSchemaVersion": 1,
-            "upperSchemaVersionNew": 2,
-        }
-    )
+T0 = datetime(2024, 1, 1, tzinfo=UTC)
+T1 = T0 + timedelta(seconds=1)
 
 
-SECOND_EPISODE = (
-    {"EventType": 4, "EventId": 0, "IsPlayed": False, "Timestamp": T0, "Name": "hello", "Version": ""},
-    {"EventType": 13, "EventId": -1, "IsPlayed": False, "Timestamp": T0},
-    {"EventType": 12, "EventId": -1, "IsPlayed": False, "Timestamp": T1},
-    {
-        "EventType": 5,
-        "EventId": -1,
-        "IsPlayed": False,
-        "Timestamp": T1,
-        "TaskScheduledId": 0,
-        "Result": json.dumps("Hello Tokyo!"),
-    },
-)
+def first_episode(name: str, input_json: str) -> History:
+    """A first-episode history (protocol §1.2, §1.4) of ``name`` with the input text ``input_json``."""
+    return History(name, instance_id="abc", execution_id="e1", at=T0).started(Text(input_json))
+
+
+def second_episode(name: str, input_json: str) -> History:
+    """Then hello's TaskScheduled(0), and its TaskCompleted in the next episode."""
+    history = first_episode(name, input_json).activity(0, "hello")
+    return history.episode(at=T1).completed(0, "Hello Tokyo!")
 
 
 # --- orchestrators ------------------------------------------------------------------------------------
 
 
 def test_first_episode_schedules_the_activity(basic: FunctionIndex) -> None:
-    result = call_orchestrator(basic.orchestrator("chain"), orchestrator_payload("chain", '"Tokyo"'))
+    result = call_orchestrator(basic.orchestrator("chain"), first_episode("chain", '"Tokyo"').payload())
     assert not result.failed
     assert result.state["isDone"] is False
     assert result.state["schemaVersion"] == 2
@@ -84,14 +52,14 @@ def test_first_episode_schedules_the_activity(basic: FunctionIndex) -> None:
 
 
 def test_second_episode_completes_with_the_output(basic: FunctionIndex) -> None:
-    payload = orchestrator_payload("chain", '"Tokyo"', *SECOND_EPISODE)
+    payload = second_episode("chain", '"Tokyo"').payload()
     result = call_orchestrator(basic.orchestrator("chain"), payload)
     assert result.state["isDone"] is True
     assert result.state["output"] == ["Hello Tokyo!"]
 
 
 def test_raising_orchestrator_gives_the_out_of_proc_state(basic: FunctionIndex) -> None:
-    payload = orchestrator_payload("FailingOrchestration", "null", *SECOND_EPISODE)
+    payload = second_episode("FailingOrchestration", "null").payload()
     result = call_orchestrator(basic.orchestrator("FailingOrchestration"), payload)
     assert result.failed
     assert result.error == "orchestrator broke"
@@ -104,13 +72,13 @@ def test_raising_orchestrator_gives_the_out_of_proc_state(basic: FunctionIndex) 
 
 def test_plain_function_orchestrator_failure_is_a_user_failure(basic: FunctionIndex) -> None:
     orchestrator = basic.orchestrator("plain_failing_orchestrator")
-    result = call_orchestrator(orchestrator, orchestrator_payload("plain_failing_orchestrator", "null"))
+    result = call_orchestrator(orchestrator, first_episode("plain_failing_orchestrator", "null").payload())
     assert result.error == "'not a generator'"
     assert result.state == {"isDone": False, "actions": [], "error": "'not a generator'"}
 
 
 def test_malformed_payload_is_a_host_error(basic: FunctionIndex) -> None:
-    broken = json.loads(orchestrator_payload("chain", '"Tokyo"'))
+    broken = json.loads(first_episode("chain", '"Tokyo"').payload())
     del broken["history"][1]["Version"]  # a key the SDK requires (§1.4)
     with pytest.raises(InvocationError, match="orchestrator 'chain' could not process its payload"):
         call_orchestrator(basic.orchestrator("chain"), json.dumps(broken))
@@ -121,7 +89,7 @@ def test_malformed_payload_is_a_host_error(basic: FunctionIndex) -> None:
 def test_orchestrator_via_python_name_alias(apps: Any, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("PYTHON_SCRIPT_FILE_NAME", "main.py")
     index = load_app(apps / "pkg_entry")
-    result = call_orchestrator(index.orchestrator("shouting"), orchestrator_payload("shouting", '"hey"'))
+    result = call_orchestrator(index.orchestrator("shouting"), first_episode("shouting", '"hey"').payload())
     # call_activity(<builder>) emits the Python name, which the index must resolve (§3 surprise 7).
     [[action]] = result.state["actions"]
     assert action["functionName"] == "shout"
