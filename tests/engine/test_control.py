@@ -1,9 +1,10 @@
-"""The control table (durablehost.engine.control) on SQLite and Azurite: active markers per partition,
+"""The control table (durablehost.engine.control) on SQLite and Azurite: active markers by partition,
 wake-ups taken only by the owner of their partition, the partition count fixed when the hub is created,
 the single-owner layout of earlier versions migrated, leases, members and the instance index."""
 
 from __future__ import annotations
 
+import asyncio
 import uuid
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
@@ -14,8 +15,8 @@ from durablehost.engine.control import (
     LEASE_PARTITION,
     ControlTable,
     Member,
+    MARKER_PARTITION,
     PartitionCountMismatch,
-    active_partition,
 )
 from durablehost.engine.owed import StoreOutage
 from durablehost.engine.placement import partition_of
@@ -44,7 +45,7 @@ async def control(store: TableStore) -> ControlTable:
 # ------------------------------------------------------------------ markers
 
 
-async def test_markers_are_kept_per_partition(control: ControlTable) -> None:
+async def test_markers_are_listed_by_partition(control: ControlTable) -> None:
     await control.mark_active(0, "a")
     await control.mark_active(0, "b")
     await control.mark_active(3, "c")
@@ -55,8 +56,13 @@ async def test_markers_are_kept_per_partition(control: ControlTable) -> None:
     await control.unmark_active(0, "a")  # idempotent
     await control.unmark_active(2, "never")
     assert await control.list_active(0) == ["b"]
-    rows = [e.row_key async for e in control.store.query(control.table, partition_key=active_partition(3))]
-    assert rows == ["c"] and active_partition(3) == "active-03"
+    await control.mark_active(10, "a-b")  # an id with a dash, in a partition whose number starts with 1
+    assert await control.list_active(1) == []
+    assert await control.list_active(10) == ["a-b"]
+    # One partition for every marker, rows keyed by the hub partition: a marker write carries along the
+    # lingering removals of every partition.
+    rows = [e.row_key async for e in control.store.query(control.table, partition_key=MARKER_PARTITION)]
+    assert rows == ["00-b", "03-c", "10-a-b"]
 
 
 # ------------------------------------------------------------------ wake-ups
@@ -70,6 +76,15 @@ async def test_wake_ups_are_taken_only_for_owned_partitions(control: ControlTabl
     assert sorted(await control.take_wakes({1, 12})) == ["b", "c", "d"]
     assert await control.take_wakes({1, 12}) == []  # taken: gone
     assert await control.take_wakes([0]) == ["a"]  # partition 0's survived for its owner
+
+
+async def test_a_backlog_for_a_partition_nobody_reads_does_not_hide_an_owned_one_s(
+    control: ControlTable,
+) -> None:
+    await asyncio.gather(*(control.wake(0, f"orphan{n:03d}") for n in range(30)))  # its owner is dead
+    await control.wake(3, "mine")
+    assert await control.take_wakes({3}, limit=10) == ["mine"]  # the first 10 rows are all partition 0's
+    assert len(await control.take_wakes({0}, limit=1000)) == 30
 
 
 async def test_no_partitions_take_no_wake_ups_and_read_nothing(control: ControlTable) -> None:
