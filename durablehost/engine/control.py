@@ -282,7 +282,8 @@ class ControlTable:
         delete: whatever was written before a wake-up it removed is visible to that look, and a wake-up
         written after the delete survives for the next call.
         """
-        wanted = {f"{p:02d}" for p in partitions}
+        owned = sorted(set(partitions))
+        wanted = {f"{p:02d}" for p in owned}
         if not wanted:
             return []
         rows = [
@@ -290,6 +291,23 @@ class ControlTable:
             async for e in self.store.query(self.table, partition_key=WAKE_PARTITION, select=[], limit=limit)
         ]
         mine = [key for key in rows if key[:2] in wanted and key[2:3] == "-"]
+        if len(rows) == limit and len(mine) < limit:
+            # A full page that is not all ours: wake-ups for a partition nobody reads (its owner died)
+            # could hide ours for good, so read our own ranges instead (rare: it takes a backlog).
+            mine = []
+            for partition in owned:
+                low, high = _partition_range(partition)
+                rows_of = self.store.query(
+                    self.table,
+                    partition_key=WAKE_PARTITION,
+                    row_key_from=low,
+                    row_key_to=high,
+                    select=[],
+                    limit=limit - len(mine),
+                )
+                mine += [e.row_key async for e in rows_of]
+                if len(mine) >= limit:
+                    break
         writer = self._writer(WAKE_PARTITION)
         await asyncio.gather(*(writer.delete(key) for key in mine))  # one group commit
         return [key[3:] for key in mine]
