@@ -25,6 +25,7 @@ from collections.abc import AsyncIterator, Mapping, Sequence
 from dataclasses import replace
 from datetime import UTC, datetime
 from typing import Any, NoReturn
+from urllib.parse import quote
 from wsgiref.handlers import format_date_time
 
 from azure.core import MatchConditions
@@ -53,6 +54,7 @@ from durablehost.errors import (
     TransactionFailed,
 )
 from durablehost.store import limits
+from durablehost.store.azure_batch import BatchPart, batch_part
 from durablehost.store.base import (
     MAX_PAGE_SIZE,
     Condition,
@@ -337,22 +339,10 @@ class AzureTableStore:
 
     async def transact(self, table: str, operations: Sequence[Op]) -> list[str | None]:
         limits.validate_transaction(operations)
-        batch: list[tuple[str, dict[str, Any], dict[str, Any]]] = []
-        for op in operations:
-            entity = _to_sdk(
-                op.partition_key, op.row_key, op.properties if op.kind is not OpKind.DELETE else {}
-            )
-            if op.kind is OpKind.INSERT:
-                batch.append(("create", entity, {}))
-            elif op.kind is OpKind.UPSERT:
-                batch.append(("upsert", entity, {"mode": _SDK_MODE[op.mode]}))
-            elif op.kind is OpKind.UPDATE:
-                batch.append(("update", entity, {"mode": _SDK_MODE[op.mode], **_condition(op.etag)}))
-            else:
-                batch.append(("delete", entity, _condition(op.etag)))
+        batch = [sdk_operation(op) for op in operations]
         client = self._client(table)
         try:
-            fast = await _submit_fast(client, batch)
+            fast = await _submit_fast(client, operations, batch)
         except (HttpResponseError, ServiceRequestError, ServiceResponseError) as error:
             _raise_mapped(error, table, operations[0].partition_key)
         if fast is not None:
@@ -470,43 +460,35 @@ _ETAG_HEADER = re.compile(r"^ETag: *(.*?)\r?$", re.MULTILINE | re.IGNORECASE)
 
 
 async def _submit_fast(
-    client: TableClient, operations: list[tuple[str, dict[str, Any], dict[str, Any]]]
+    client: TableClient,
+    operations: Sequence[Op],
+    sdk_batch: list[tuple[str, dict[str, Any], dict[str, Any]]],
 ) -> list[str | None] | None:
     """Send an entity-group transaction, writing and reading the multipart body ourselves.
 
-    The SDK builds each operation's request (URL, headers, JSON body) as it always does; what is skipped
-    is azure-core's multipart code, which runs every part through the stdlib ``email`` package both ways
-    and cost ~80% of a transaction's client CPU (profile in bench/engine_bench.py's history). Returns the
-    ETag of each operation, or None if the service refused the transaction as a whole: a changeset is
-    atomic, so nothing was applied and the caller may send it again through the SDK for its exact error.
+    What is skipped is azure-core's multipart code, which runs every part through the stdlib ``email``
+    package both ways and cost ~80% of a transaction's client CPU, and the SDK's per-operation request
+    builders (durablehost.store.azure_batch). Returns the ETag of each operation, or None if the service
+    refused the transaction as a whole: a changeset is atomic, so nothing was applied and the caller may
+    send it again through the SDK for its exact error.
     """
-    prepared = TableBatchOperations(
-        config=client._client._config,
-        endpoint=f"{client.scheme}://{client._primary_hostname}",
-        table_name=client.table_name,
-        is_cosmos_endpoint=client._cosmos_endpoint,
-    )
-    for operation in operations:
-        prepared.add_operation(operation)
     now = format_date_time(time.time())
     changeset = f"changeset_{uuid.uuid4()}"
     batch = f"batch_{uuid.uuid4()}"
     chunks = [f"--{batch}\r\nContent-Type: multipart/mixed; boundary={changeset}\r\n\r\n".encode()]
-    for index, request in enumerate(prepared.requests):
+    for index, part in enumerate(batch_parts(client, operations, sdk_batch)):
         lines = [
             f"--{changeset}",
             "Content-Type: application/http",
             "Content-Transfer-Encoding: binary",
             f"Content-ID: {index}",
             "",
-            f"{request.method} {request.url} HTTP/1.1",
-            *(f"{name}: {value}" for name, value in request.headers.items()),
+            f"{part.method} {part.url} HTTP/1.1",
+            *(f"{name}: {value}" for name, value in part.headers.items()),
             f"x-ms-date: {now}",
             f"Date: {now}",
         ]
-        content = request.content
-        body = content.encode() if isinstance(content, str) else (content or b"")
-        chunks.append("\r\n".join(lines).encode() + b"\r\n\r\n" + body + b"\r\n")
+        chunks.append("\r\n".join(lines).encode() + b"\r\n\r\n" + part.body + b"\r\n")
     chunks.append(f"--{changeset}--\r\n\r\n--{batch}--\r\n".encode())
     request = HttpRequest(
         "POST",
@@ -538,10 +520,45 @@ async def _submit_fast(
             f"the table service answered {len(parts)} parts to a transaction of {len(operations)}"
         )
     etags: list[str | None] = []
-    for part in parts:
-        etag = _ETAG_HEADER.search(part)
+    for answer in parts:
+        etag = _ETAG_HEADER.search(answer)
         etags.append(etag.group(1).strip() if etag else None)
     return etags
+
+
+def sdk_operation(op: Op) -> tuple[str, dict[str, Any], dict[str, Any]]:
+    """The operation as the SDK's ``submit_transaction`` takes it."""
+    entity = _to_sdk(op.partition_key, op.row_key, op.properties if op.kind is not OpKind.DELETE else {})
+    if op.kind is OpKind.INSERT:
+        return ("create", entity, {})
+    if op.kind is OpKind.UPSERT:
+        return ("upsert", entity, {"mode": _SDK_MODE[op.mode]})
+    if op.kind is OpKind.UPDATE:
+        return ("update", entity, {"mode": _SDK_MODE[op.mode], **_condition(op.etag)})
+    return ("delete", entity, _condition(op.etag))
+
+
+def batch_parts(
+    client: TableClient, operations: Sequence[Op], batch: list[tuple[str, dict[str, Any], dict[str, Any]]]
+) -> list[BatchPart]:
+    """The transaction's parts: written directly (durablehost.store.azure_batch), or by the SDK's request
+    builders for a Cosmos DB endpoint (whose merges it rewrites)."""
+    base = f"{client.scheme}://{client._primary_hostname}"
+    if not client._cosmos_endpoint:
+        table_url = f"{base}/{quote(client.table_name, safe='')}"
+        pairs = zip(operations, batch, strict=True)
+        return [batch_part(table_url, op, entity) for op, (_, entity, _) in pairs]
+    prepared = TableBatchOperations(
+        config=client._client._config, endpoint=base, table_name=client.table_name, is_cosmos_endpoint=True
+    )
+    for operation in batch:
+        prepared.add_operation(operation)
+    parts = []
+    for request in prepared.requests:
+        content = request.content
+        body = content.encode() if isinstance(content, str) else (content or b"")
+        parts.append(BatchPart(request.method, request.url, dict(request.headers), body))
+    return parts
 
 
 def _condition(etag: str | None) -> dict[str, Any]:
