@@ -13,9 +13,9 @@ import pytest
 
 from durablehost.engine.control import (
     LEASE_PARTITION,
+    MARKER_PARTITION,
     ControlTable,
     Member,
-    MARKER_PARTITION,
     PartitionCountMismatch,
 )
 from durablehost.engine.owed import StoreOutage
