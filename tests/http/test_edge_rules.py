@@ -15,7 +15,7 @@ import pytest
 
 from durablehost.store import SqliteTableStore
 from tests.http.hosting import MGMT, HostProcess, request, run_cli, start_host, wait_status
-from tests.http.snapshot import snapshot
+from tests.http.snapshot import settled_snapshot
 
 HUB = "HttpTestHub"
 JSON = {"Content-Type": "application/json"}
@@ -37,7 +37,7 @@ def edge_host(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, P
 async def stored(path: Path) -> list[tuple[str, str, str, str]]:
     store = SqliteTableStore(str(path))
     try:
-        return await snapshot(store, HUB)
+        return await settled_snapshot(store, HUB)  # index copies linger: wait for them
     finally:
         await store.close()
 
