@@ -6,7 +6,9 @@ is work the engine has promised and nobody else will redo while this process liv
 never strand it. So every owed write goes through :func:`until_stored`, which retries
 ``StoreUnavailable`` with capped exponential backoff forever (until cancelled by a stop) and reports the
 outage once: one warning when it starts, one line when the store is back, whatever the number of writes
-waiting on it.
+waiting on it. Only a write that waited on the outage ends it, when it gets an answer: one that succeeds
+at its first attempt may never have reached the store (an instance found in the cache), and when only
+writes fail (a write lock held past the busy timeout) a read goes through while the outage goes on.
 
 Anything but ``StoreUnavailable`` is not an outage and is raised to the caller: an ETag conflict is the
 caller's to resolve, and a bug must surface, not be retried silently.
@@ -61,13 +63,20 @@ class StoreOutage:
 async def until_stored(outage: StoreOutage, what: str, write: Callable[[], Awaitable[_T]]) -> _T:
     """Run ``write`` until it does not raise StoreUnavailable; other errors propagate."""
     delay = FIRST_DELAY
+    waited = False
     while True:
         try:
             result = await write()
         except StoreUnavailable as error:
             outage.failed(what, error)
+            waited = True
             await asyncio.sleep(delay * random.uniform(0.8, 1.2))
             delay = min(delay * 2, MAX_DELAY)
             continue
-        outage.succeeded()
+        except Exception:
+            if waited:
+                outage.succeeded()  # the store answered, with a refusal (a conflict …): it is back
+            raise
+        if waited:
+            outage.succeeded()
         return result
