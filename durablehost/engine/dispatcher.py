@@ -209,6 +209,7 @@ class Dispatcher:
                 detect_dead_processes=self.options.detect_dead_processes,
             ),
             label=self.options.member_label,
+            outage=self.outage,
             on_acquired=self.recovery.acquired,
             on_released=self.recovery.released,
             on_resumed=self.recovery.resumed,
