@@ -148,6 +148,40 @@ async def test_a_write_answered_without_the_store_does_not_end_an_outage(
     assert len(down) == 1 and len(back) == 1
 
 
+async def test_requests_refused_during_an_outage_are_counted_and_others_warned(
+    sleeps: Sleeps, caplog: pytest.LogCaptureFixture
+) -> None:
+    """The HTTP edge reports each 503 it answers: silent while an outage is known (its end counts them),
+    a warning each otherwise. A refusal starts no outage: nothing retries it, so nothing would end it."""
+    caplog.set_level(logging.WARNING, "durablehost.store")
+    outage = StoreOutage()
+    outage.refused("GET /a", StoreUnavailable("locked"))
+    assert not outage.down
+    gate, failed_once = asyncio.Event(), asyncio.Event()
+
+    async def waiting() -> str:
+        if not gate.is_set():
+            failed_once.set()
+            raise StoreUnavailable("down")
+        return "stored"
+
+    task = asyncio.ensure_future(until_stored(outage, "waiting", waiting))
+    await failed_once.wait()
+    for n in range(4):
+        outage.refused(f"POST /b/{n}", StoreUnavailable("down"))
+    gate.set()
+    await task
+    outage.refused("GET /c", StoreUnavailable("locked again"))
+    messages = [r.getMessage() for r in caplog.records if r.name == "durablehost.store"]
+    refusals = [m for m in messages if m.startswith("storage unavailable on")]
+    assert refusals == [
+        "storage unavailable on GET /a: locked (answered 503 with Retry-After)",
+        "storage unavailable on GET /c: locked again (answered 503 with Retry-After)",
+    ]
+    down, back = _outage_lines(caplog)
+    assert len(down) == 1 and len(back) == 1 and back[0].endswith("; 4 requests answered 503)")
+
+
 async def test_the_outage_is_down_while_writes_are_failing(sleeps: Sleeps) -> None:
     outage = StoreOutage()
     gate, third = asyncio.Event(), asyncio.Event()
