@@ -199,7 +199,7 @@ class Api:
         """The status, or None when the host could not answer it (the store is still away)."""
         with contextlib.suppress(aiohttp.ClientError, TimeoutError):
             async with self.session.get(f"{self.base}/instances/{instance_id}") as answer:
-                if answer.status == 200:
+                if answer.status in (200, 202):  # 202 while it runs
                     found: dict[str, Any] = await answer.json()
                     return found
         return None
@@ -444,7 +444,8 @@ def summary(store: str, runs: list[Run], config: Config) -> dict[str, Any]:
     for r in runs:
         others.update(r.other_lines)
     met = (
-        len(lasts) == len(runs)
+        all(r.in_flight_at_outage == config.instances for r in runs)
+        and len(lasts) == len(runs)
         and statistics.median(lasts) < TARGET_SECONDS
         and not any(r.stalled or r.wrong_outputs or r.duplicate_completions for r in runs)
         and len(accepted) == events
@@ -483,11 +484,12 @@ def print_report(summaries: list[dict[str, Any]], config: Config, before: dict[s
         f"load average {before['load_average']} before, {after} after; commit {before['commit']}\n"
     )
     print(
-        "| store | last finish after return, s: median (min-max) | stalled | wrong outputs "
+        "| store | in flight at the outage | last finish after return, s: median (min-max) | stalled "
+        "| wrong outputs "
         "| duplicate completions | activity re-runs | event 503s (without Retry-After) | events accepted, "
         "s after return | outage warnings / recovery lines / other warning lines, per outage | target |"
     )
-    print("|---|---|---|---|---|---|---|---|---|---|")
+    print("|---|---|---|---|---|---|---|---|---|---|---|")
     for s in summaries:
         last = s["last_finish_after_return"]
         accepted = ", ".join(f"{t:.2f}" for t in s["event_accepted_after_return"])
@@ -496,7 +498,8 @@ def print_report(summaries: list[dict[str, Any]], config: Config, before: dict[s
             for key in ("outage_warnings", "recovery_lines", "other_warning_lines")
         )
         print(
-            f"| {s['store']} | {_spread(last['runs'])} | {s['stalled']} | {s['wrong_outputs']} "
+            f"| {s['store']} | {min(s['in_flight_at_outage'])} of {config.instances} "
+            f"| {_spread(last['runs'])} | {s['stalled']} | {s['wrong_outputs']} "
             f"| {s['duplicate_completions']} | {','.join(map(str, s['activity_reruns']))} "
             f"| {s['event_503s']} ({s['event_503s_without_retry_after']}) "
             f"| {s['events_accepted']}: {accepted} "
