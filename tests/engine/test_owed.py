@@ -117,6 +117,21 @@ async def test_a_second_outage_is_reported_again(sleeps: Sleeps, caplog: pytest.
     assert "(2 failed attempts retried)" in back[0] and "(1 failed attempts retried)" in back[1]
 
 
+async def _waiting_on(outage: StoreOutage) -> tuple[asyncio.Future[str], asyncio.Event]:
+    """An owed write under way that has failed once and fails until the returned gate is set."""
+    gate, failed_once = asyncio.Event(), asyncio.Event()
+
+    async def waiting() -> str:
+        if not gate.is_set():
+            failed_once.set()
+            raise StoreUnavailable("down")
+        return "stored"
+
+    task = asyncio.ensure_future(until_stored(outage, "waiting", waiting))
+    await failed_once.wait()
+    return task, gate
+
+
 async def test_a_write_answered_without_the_store_does_not_end_an_outage(
     sleeps: Sleeps, caplog: pytest.LogCaptureFixture
 ) -> None:
@@ -126,19 +141,11 @@ async def test_a_write_answered_without_the_store_does_not_end_an_outage(
     20 s outage, each cache hit "ending" it)."""
     caplog.set_level(logging.WARNING, "durablehost.store")
     outage = StoreOutage()
-    gate, failed_once = asyncio.Event(), asyncio.Event()
-
-    async def waiting() -> str:
-        if not gate.is_set():
-            failed_once.set()
-            raise StoreUnavailable("down")
-        return "stored"
 
     async def from_memory() -> str:
         return "cached"
 
-    task = asyncio.ensure_future(until_stored(outage, "waiting", waiting))
-    await failed_once.wait()
+    task, gate = await _waiting_on(outage)
     for _ in range(3):
         assert await until_stored(outage, "a cache hit", from_memory) == "cached"
         assert outage.down
@@ -157,16 +164,7 @@ async def test_requests_refused_during_an_outage_are_counted_and_others_warned(
     outage = StoreOutage()
     outage.refused("GET /a", StoreUnavailable("locked"))
     assert not outage.down
-    gate, failed_once = asyncio.Event(), asyncio.Event()
-
-    async def waiting() -> str:
-        if not gate.is_set():
-            failed_once.set()
-            raise StoreUnavailable("down")
-        return "stored"
-
-    task = asyncio.ensure_future(until_stored(outage, "waiting", waiting))
-    await failed_once.wait()
+    task, gate = await _waiting_on(outage)
     for n in range(4):
         outage.refused(f"POST /b/{n}", StoreUnavailable("down"))
     gate.set()
