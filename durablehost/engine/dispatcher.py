@@ -209,6 +209,7 @@ class Dispatcher:
                 detect_dead_processes=self.options.detect_dead_processes,
             ),
             label=self.options.member_label,
+            outage=self.outage,
             on_acquired=self.recovery.acquired,
             on_released=self.recovery.released,
             on_resumed=self.recovery.resumed,
@@ -950,6 +951,7 @@ class Dispatcher:
     async def _wake_loop(self) -> None:
         loop = asyncio.get_running_loop()
         sweep_at = loop.time() + self.options.sweep_interval
+        failing = False  # the last poll failed: only a poll after a failed one ends an outage (owed.py)
         while True:
             await asyncio.sleep(self.options.wake_poll_interval)
             ownership = self.ownership
@@ -960,8 +962,11 @@ class Dispatcher:
                 woken = await self.control.take_wakes(held)
             except StoreUnavailable as problem:  # the next poll tries again
                 self.outage.failed("reading wake-ups", problem)
+                failing = True
                 continue
-            self.outage.succeeded()
+            if failing:
+                failing = False
+                self.outage.succeeded()
             for start in range(0, len(woken), 32):
                 await asyncio.gather(
                     *(self.refresh(instance_id) for instance_id in woken[start : start + 32])

@@ -32,7 +32,8 @@ from datetime import datetime, timedelta
 
 from durablehost.engine.clock import WallClock
 from durablehost.engine.control import ControlTable, Lease, Member, this_host
-from durablehost.errors import EtagMismatch, StoreError
+from durablehost.engine.owed import StoreOutage
+from durablehost.errors import EtagMismatch, StoreError, StoreUnavailable
 
 log = logging.getLogger("durablehost.ownership")
 
@@ -82,6 +83,7 @@ class Ownership:
         options: OwnershipOptions,
         *,
         label: str = "",
+        outage: StoreOutage | None = None,
         on_acquired: Acquired,
         on_released: Released,
         on_resumed: Resumed,
@@ -90,6 +92,9 @@ class Ownership:
         self.member_id = member_id
         self.options = options
         self._label = label
+        # The host's view of the store's health, shared with the owed writes: a look that fails because the
+        # store is away is reported there, once per outage, not once a look.
+        self._outage = outage or StoreOutage()
         self._on_acquired = on_acquired
         self._on_released = on_released
         self._on_resumed = on_resumed
@@ -142,16 +147,24 @@ class Ownership:
             await self._control.remove_member(self.member_id)
 
     async def _run(self) -> None:
+        failing = False  # the last look failed because the store was away
         while True:
             try:
                 await self.tick()
             except asyncio.CancelledError:
                 raise
+            except StoreUnavailable as error:
+                # The store is away: holds() lapses by itself when leases are not renewed.
+                self._outage.failed("checking partition leases", error)
+                failing = True
             except StoreError as error:
-                # The store is down or refusing: holds() lapses by itself when leases are not renewed.
-                log.warning("partition leases could not be checked: %s", error)
+                log.warning("partition leases could not be checked: %s", error)  # refused, not away
             except Exception:
                 log.exception("partition lease check failed; trying again")
+            else:
+                if failing:
+                    failing = False
+                    self._outage.succeeded()
             await asyncio.sleep(self.options.poll_interval)
 
     # ---------------------------------------------------------------- one look at the leases

@@ -43,6 +43,10 @@ log = logging.getLogger("durablehost.http")
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
+# The Retry-After of a 503 while the store is away: the engine's owed writes notice its return within a
+# second (durablehost.engine.owed.MAX_DELAY), so a client trying again after that finds it working.
+STORE_RETRY_AFTER = "1"
+
 
 def management_segments(raw_path: str) -> list[str] | None:
     """Decoded segments after the management prefix, or None if the path is not under it."""
@@ -70,7 +74,7 @@ def build_app(
         except web.HTTPException:
             raise
         except Exception as exc:
-            return _error(request, exc)
+            return _error(request, exc, settings)
 
     app = web.Application(client_max_size=settings.max_body)
     app.router.add_route("*", "/{tail:.*}", dispatch)
@@ -101,9 +105,10 @@ async def _route(
     return await triggers.handle(request, settings, table)
 
 
-def _error(request: web.Request, exc: Exception) -> web.Response:
+def _error(request: web.Request, exc: Exception, settings: ServerSettings) -> web.Response:
     """Map refusals to the extension's status codes. Only the caller's mistakes (InvalidRequest, an unknown
-    function, the instance's state) are 4xx: any other exception — a ValueError from a corrupt stored row
+    function, the instance's state) are 4xx. A store that cannot be reached is a 503 with Retry-After: the
+    request may be sent again as it is. Any other exception — a ValueError from a corrupt stored row
     included — is the host's, a 500 whose error id is in the log line with the traceback."""
     match exc:
         case BodyTooLarge():
@@ -123,8 +128,11 @@ def _error(request: web.Request, exc: Exception) -> web.Response:
             # idempotency-key-header, "Error Scenarios").
             return error_response(422, str(exc))
         case StoreUnavailable():
-            log.error("storage unavailable on %s %s: %s", request.method, request.path, exc)
-            return error_response(503, f"storage is unavailable: {exc}")
+            # Once per outage in the log (with the engine's own warning), not once a request.
+            settings.host.outage.refused(f"{request.method} {request.path}", exc)
+            refusal = error_response(503, f"storage is unavailable: {exc}")
+            refusal.headers["Retry-After"] = STORE_RETRY_AFTER
+            return refusal
     error_id = uuid.uuid4().hex[:12]
     log.error("unhandled error (error id %s) on %s %s", error_id, request.method, request.path, exc_info=exc)
     return error_response(

@@ -7,6 +7,7 @@ by one (``tick``), so the tests say exactly what each process saw and did.
 from __future__ import annotations
 
 import asyncio
+import logging
 import sys
 import time
 import uuid
@@ -28,14 +29,28 @@ LEASE = timedelta(seconds=2)
 class Process:
     """An Ownership with a record of what it was told."""
 
-    def __init__(self, control: ControlTable, count: int, *, detect_dead: bool = True) -> None:
+    def __init__(
+        self,
+        control: ControlTable,
+        count: int,
+        *,
+        detect_dead: bool = True,
+        poll_interval: float = 1.0,
+        outage: StoreOutage | None = None,
+    ) -> None:
         self.acquired: list[int] = []
         self.released: list[tuple[int, bool]] = []
         self.resumed: list[int] = []
         self.ownership = Ownership(
             control,
             uuid.uuid4().hex[:8],
-            OwnershipOptions(partition_count=count, lease_duration=LEASE, detect_dead_processes=detect_dead),
+            OwnershipOptions(
+                partition_count=count,
+                lease_duration=LEASE,
+                poll_interval=poll_interval,
+                detect_dead_processes=detect_dead,
+            ),
+            outage=outage,
             on_acquired=self._acquired,
             on_released=self._released,
             on_resumed=self._resumed,
@@ -189,6 +204,38 @@ async def test_a_lease_kept_through_a_store_outage_is_resumed(engine_store: Tabl
     await holder.tick()
     assert holder.ownership.holds(0) and holder.resumed == [0] and holder.released == []
     await inner.close()
+
+
+async def test_the_lease_loop_reports_an_outage_once_however_many_looks_fail(
+    engine_store: TableStore | None, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Each look at the leases fails while the store is away; the loop reports through the host's
+    StoreOutage (one warning, one line when it is back), not once a look (bench/outage.py counted 20
+    "partition leases could not be checked" warnings in a 20 s outage)."""
+    caplog.set_level(logging.WARNING)
+    inner = engine_store or open_store("memory")
+    faulty = FaultyStore(inner)
+    outage = StoreOutage()
+    control = await _control(faulty, 1)  # type: ignore[arg-type]
+    holder = Process(control, 1, poll_interval=0.05, outage=outage)
+    holder.ownership.start()
+    try:
+        await asyncio.wait_for(holder.ownership.looked.wait(), 10)
+        faulty.fail()
+        await asyncio.sleep(0.6)  # about ten looks, every one failing
+        assert outage.down and faulty.failures >= 5
+        faulty.heal()
+        async with asyncio.timeout(10):
+            while outage.down:  # noqa: ASYNC110 - the loop's next look ends it
+                await asyncio.sleep(0.02)
+    finally:
+        await holder.ownership.stop()
+        await inner.close()
+    messages = [r.getMessage() for r in caplog.records if r.levelno >= logging.WARNING]
+    down = [m for m in messages if m.startswith("storage is unavailable")]
+    assert len(down) == 1 and down[0].startswith("storage is unavailable (checking partition leases: ")
+    assert sum(m.startswith("storage is back") for m in messages) == 1
+    assert not [m for m in messages if "partition leases could not be checked" in m]
 
 
 async def test_a_process_asks_for_no_more_than_its_share_while_hand_overs_are_pending(

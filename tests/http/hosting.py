@@ -11,7 +11,7 @@ import sys
 import tempfile
 import threading
 import time
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -25,14 +25,17 @@ _LISTENING = re.compile(r"Listening on (http://\S+)")
 
 
 class HostProcess:
-    """One ``durablehost start`` subprocess; ``url`` once it listens (``--port 0`` picks a free port)."""
+    """One ``durablehost start`` subprocess; ``url`` once it listens (``--port 0`` picks a free port).
+
+    ``executable`` is the ``durablehost`` script to run, or a command line ending where ``start`` goes (a
+    launcher such as ``[python, script]``)."""
 
     def __init__(
         self,
         args: list[str],
         env: Mapping[str, str] | None = None,
         cwd: Path | None = None,
-        executable: str = DURABLEHOST,
+        executable: str | Sequence[str] = DURABLEHOST,
     ) -> None:
         self.stderr = tempfile.TemporaryFile()
         self.lines: list[str] = []
@@ -40,7 +43,7 @@ class HostProcess:
         self._listening = threading.Event()
         environment = {**os.environ, "PYTHONUNBUFFERED": "1", **(env or {})}
         self.process = subprocess.Popen(
-            [executable, "start", *args],
+            [*([executable] if isinstance(executable, str) else executable), "start", *args],
             stdout=subprocess.PIPE,
             stderr=self.stderr,
             text=True,

@@ -1,0 +1,37 @@
+"""The store-outage benchmark still runs: one 2 s outage on SQLite with one instance of each kind, in a
+subprocess, end to end (a launched ``durablehost start`` whose store fails on command)."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+def test_outage_bench_quick_on_sqlite() -> None:
+    done = subprocess.run(
+        [sys.executable, str(REPO / "bench" / "outage.py"), "--store", "sqlite", "--quick", "--outage", "2",
+         "--instances", "4", "--stall-after", "15"],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    assert "| sqlite | 4 of 4 |" in done.stdout
+    written = done.stdout.strip().splitlines()[-1].removeprefix("written to ").strip()
+    path = Path(written) if Path(written).is_absolute() else REPO / written
+    report = json.loads(path.read_text())
+    path.unlink()  # a smoke run is not a measurement worth keeping
+    (result,) = report["results"]
+    assert result["store"] == "sqlite" and result["runs"] == 1 and result["target_met"]
+    assert result["stalled"] == 0 and result["wrong_outputs"] == 0 and result["duplicate_completions"] == 0
+    assert 0 < result["last_finish_after_return"]["median"] < 5
+    assert result["outage_warnings"] == [1] and result["recovery_lines"] == [1]
+    assert result["event_503s"] >= 1 and result["event_503s_without_retry_after"] == 0
+    assert result["events_accepted"] == "1/1"
+    assert report["config"]["outage"] == 2 and report["machine"]["cpus"]
