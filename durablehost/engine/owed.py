@@ -10,6 +10,9 @@ waiting on it. Only a write that waited on the outage ends it, when it gets an a
 at its first attempt may never have reached the store (an instance found in the cache), and when only
 writes fail (a write lock held past the busy timeout) a read goes through while the outage goes on.
 
+A write that finds the store back wakes the writes still sleeping in their backoff, so they go on at
+once instead of up to MAX_DELAY later.
+
 Requests the HTTP edge answers 503 because the store is away are reported here too (:meth:`StoreOutage.
 refused`): counted in the recovery line while an outage is known, warned one by one otherwise.
 
@@ -43,6 +46,7 @@ class StoreOutage:
         self._since: float | None = None
         self._failures = 0
         self._refused = 0
+        self._sleeping: set[asyncio.Future[None]] = set()
 
     @property
     def down(self) -> bool:
@@ -75,6 +79,18 @@ class StoreOutage:
         log.warning(
             "storage is back after %.1f s (%d failed attempts retried%s)", seconds, failures, answered
         )
+        for sleeping in self._sleeping:
+            sleeping.cancel()  # the others waiting in their backoff try again now
+
+    async def pause(self, delay: float) -> None:
+        """Wait ``delay`` seconds before a retry, or until a write finds the store back."""
+        sleeping = asyncio.ensure_future(asyncio.sleep(delay))
+        self._sleeping.add(sleeping)
+        try:
+            await asyncio.wait({sleeping})  # returns when it is done or cancelled by the store's return
+        finally:
+            self._sleeping.discard(sleeping)
+            sleeping.cancel()  # when this write itself is cancelled (a stop)
 
 
 async def until_stored(outage: StoreOutage, what: str, write: Callable[[], Awaitable[_T]]) -> _T:
@@ -87,7 +103,7 @@ async def until_stored(outage: StoreOutage, what: str, write: Callable[[], Await
         except StoreUnavailable as error:
             outage.failed(what, error)
             waited = True
-            await asyncio.sleep(delay * random.uniform(0.8, 1.2))
+            await outage.pause(delay * random.uniform(0.8, 1.2))
             delay = min(delay * 2, MAX_DELAY)
             continue
         except Exception:

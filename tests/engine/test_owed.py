@@ -34,7 +34,8 @@ class Sleeps:
 @pytest.fixture
 def sleeps(monkeypatch: pytest.MonkeyPatch) -> Sleeps:
     recorder = Sleeps()
-    monkeypatch.setattr(owed, "asyncio", SimpleNamespace(sleep=recorder.sleep))
+    fake = SimpleNamespace(sleep=recorder.sleep, ensure_future=asyncio.ensure_future, wait=asyncio.wait)
+    monkeypatch.setattr(owed, "asyncio", fake)
     return recorder
 
 
@@ -237,6 +238,31 @@ async def test_a_stop_cancels_a_write_waiting_for_the_store() -> None:
     task.cancel()
     with pytest.raises(asyncio.CancelledError):
         await task
+
+
+async def test_the_store_s_return_wakes_the_writes_sleeping_in_their_backoff() -> None:
+    """Real sleeps: one write that finds the store back lets another, in a long backoff, go on at once."""
+    store_up = False
+    attempts: list[float] = []
+    loop = asyncio.get_running_loop()
+    long_backoff = asyncio.Event()
+
+    async def write() -> str:
+        attempts.append(loop.time())
+        if len(attempts) == 6:  # its backoff has grown to 0.8 s and more
+            long_backoff.set()
+        if not store_up:
+            raise StoreUnavailable("down")
+        return "stored"
+
+    outage = StoreOutage()
+    sleeper = asyncio.ensure_future(until_stored(outage, "sleeper", write))
+    await long_backoff.wait()
+    store_up = True
+    came_back = loop.time()
+    assert await until_stored(outage, "a write that waited", failing(1)) == "stored"
+    assert await asyncio.wait_for(sleeper, 0.3) == "stored"  # not after the rest of its 0.8-1.6 s backoff
+    assert attempts[-1] - came_back < 0.3
 
 
 @pytest.fixture
