@@ -15,7 +15,9 @@ section was silently ignored in Azure); the Durable extension never sees it:
 ``{"durablehost": {"fidelity": "azure"}}`` makes durablehost behave as Azure does where it deliberately
 differs (durablehost.engine.fidelity), and ``leaseDuration`` (a TimeSpan, default ``"00:00:15"``) sets how
 long a partition lease lasts: how soon the partitions of a process that was killed (on another machine)
-are taken over.
+are taken over. ``detectDeadProcesses`` (a boolean, default ``true``) lets a process take the partitions of a
+holder on the same machine whose pid is gone at once, without waiting for its leases to expire; ``false``
+makes every take-over wait for the lease, as between machines (durablehost.engine.ownership).
 """
 
 from __future__ import annotations
@@ -63,6 +65,8 @@ class HostJson:
     # extensions.durableTask.storageProvider.partitionCount (1-16, default 4, as in Azure)
     partition_count: int = DEFAULT_PARTITIONS
     lease_duration: timedelta = DEFAULT_LEASE  # durablehost.leaseDuration: how long a partition lease lasts
+    # durablehost.detectDeadProcesses: take over at once from a holder on this machine whose pid is gone
+    detect_dead_processes: bool = True
 
 
 @dataclass(frozen=True)
@@ -144,6 +148,7 @@ def read_host_json(app_dir: Path, environ: MutableMapping[str, str] | None = Non
         fidelity=_fidelity(data, path),
         partition_count=_partition_count(durable, path),
         lease_duration=_lease_duration(data, path),
+        detect_dead_processes=_detect_dead_processes(data, path),
     )
 
 
@@ -169,6 +174,20 @@ def _lease_duration(data: dict[str, Any], path: Path) -> timedelta:
             f'{path}: durablehost.leaseDuration must be a TimeSpan from "00:00:02" to "00:10:00"'
         )
     return timedelta(seconds=seconds)
+
+
+def _detect_dead_processes(data: dict[str, Any], path: Path) -> bool:
+    """``durablehost.detectDeadProcesses``: a JSON boolean, default true. A quoted ``"false"`` is refused
+    rather than read as true (a non-empty string), which would keep the behaviour it meant to turn off."""
+    value = _object(data, "durablehost", path).get("detectDeadProcesses")
+    if value is None:
+        return True
+    if not isinstance(value, bool):
+        raise ConfigError(
+            f"{path}: durablehost.detectDeadProcesses must be true or false (a JSON boolean, unquoted), "
+            f"not {value!r}"
+        )
+    return value
 
 
 _QUEUE_KEYS = {
@@ -295,11 +314,11 @@ def _choice(
 
 def _fidelity(data: dict[str, Any], path: Path) -> Fidelity:
     section = _object(data, "durablehost", path)
-    unknown = sorted(set(section) - {"fidelity", "leaseDuration"})
+    unknown = sorted(set(section) - {"fidelity", "leaseDuration", "detectDeadProcesses"})
     if unknown:
         raise ConfigError(
-            f"{path}: durablehost.{unknown[0]} is not a durablehost setting (the section holds fidelity "
-            "and leaseDuration)"
+            f"{path}: durablehost.{unknown[0]} is not a durablehost setting (the section holds fidelity, "
+            "leaseDuration and detectDeadProcesses)"
         )
     value = section.get("fidelity", Fidelity.DURABLEHOST.value)
     try:

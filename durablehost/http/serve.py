@@ -149,6 +149,7 @@ def _dispatcher_options(
         fidelity=fidelity or config.fidelity,
         partition_count=config.partition_count,
         lease_duration=config.lease_duration,
+        detect_dead_processes=config.detect_dead_processes,
         member_label=worker.label if worker is not None else "",
     )
 

@@ -121,3 +121,10 @@ def test_bad_host_json_and_hub_name_are_refused(tmp_path: Path) -> None:
     (app / "host.json").write_text("{broken")
     result = run_start("--app-dir", str(app), "--port", "0", "--store", "memory")
     assert result.returncode == 2 and "host.json cannot be read as JSON" in result.stderr
+    (app / "host.json").write_text('{"version": "2.0", "durablehost": {"detectDeadProcesses": "no"}}')
+    result = run_start("--app-dir", str(app), "--port", "0", "--store", "memory")
+    assert result.returncode == 2, result.stderr
+    assert (
+        f"{app / 'host.json'}: durablehost.detectDeadProcesses must be true or false (a JSON boolean, "
+        "unquoted), not 'no'"
+    ) in result.stderr

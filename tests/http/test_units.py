@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import re
+from datetime import timedelta
 from pathlib import Path
 
 import pytest
@@ -20,6 +21,7 @@ from durablehost.http.appconfig import (
 )
 from durablehost.http.management import start_input
 from durablehost.http.routes import RouteError, compile_route, match_route, sort_routes
+from durablehost.http.serve import _dispatcher_options
 from durablehost.http.server import management_segments
 
 
@@ -170,3 +172,51 @@ def test_bad_versioning_and_fidelity_settings_name_the_file_and_field(
     for read in (read_host_json, read_behaviour):
         with pytest.raises(ConfigError, match=f"^{re.escape(str(tmp_path / 'host.json'))}: {message}"):
             read(tmp_path)
+
+
+def test_host_json_lease_settings(tmp_path: Path) -> None:
+    def config(durablehost: dict[str, object]) -> tuple[timedelta, bool]:
+        (tmp_path / "host.json").write_text(json.dumps({"version": "2.0", "durablehost": durablehost}))
+        read = read_host_json(tmp_path)
+        options = _dispatcher_options(read, None)  # what `durablehost start` hands the engine
+        assert (options.lease_duration, options.detect_dead_processes) == (
+            read.lease_duration,
+            read.detect_dead_processes,
+        )
+        return read.lease_duration, read.detect_dead_processes
+
+    assert config({}) == (timedelta(seconds=15), True)
+    assert config({"leaseDuration": "00:00:05"}) == (timedelta(seconds=5), True)
+    assert config({"detectDeadProcesses": False}) == (timedelta(seconds=15), False)
+    assert config({"detectDeadProcesses": True, "leaseDuration": "00:01:00"}) == (timedelta(minutes=1), True)
+    assert config({"detectDeadProcesses": None}) == (timedelta(seconds=15), True)  # null: the default
+
+
+@pytest.mark.parametrize(
+    ("durablehost", "message"),
+    [
+        (
+            {"detectDeadProcesses": "false"},
+            r"durablehost\.detectDeadProcesses must be true or false \(a JSON boolean, unquoted\), "
+            r"not 'false'$",
+        ),
+        ({"detectDeadProcesses": 0}, r"durablehost\.detectDeadProcesses must be true or false .*, not 0$"),
+        ({"detectDeadProcesses": [True]}, r"durablehost\.detectDeadProcesses must be true or false"),
+        (
+            {"leaseDuration": "00:00:01"},
+            r'durablehost\.leaseDuration must be a TimeSpan from "00:00:02" to "00:10:00"$',
+        ),
+        ({"leaseDuration": 15}, r'leaseDuration must be a TimeSpan like "00:05:00"'),
+        (
+            {"detectDeadProcess": False},
+            r"durablehost\.detectDeadProcess is not a durablehost setting \(the section holds fidelity, "
+            r"leaseDuration and detectDeadProcesses\)$",
+        ),
+    ],
+)
+def test_bad_lease_settings_name_the_file_and_field(
+    tmp_path: Path, durablehost: dict[str, object], message: str
+) -> None:
+    (tmp_path / "host.json").write_text(json.dumps({"version": "2.0", "durablehost": durablehost}))
+    with pytest.raises(ConfigError, match=f"^{re.escape(str(tmp_path / 'host.json'))}: {message}"):
+        read_host_json(tmp_path)
