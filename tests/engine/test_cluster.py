@@ -19,7 +19,11 @@ from typing import Any
 
 import pytest
 
+from durablehost.engine.control import ControlTable
 from durablehost.engine.history import EventType
+from durablehost.engine.owed import StoreOutage
+from durablehost.engine.partition import InstanceRepository
+from durablehost.store import open_store
 from tests.http.hosting import MGMT, HostProcess, request
 
 APP = Path(__file__).parent / "apps" / "cluster"
@@ -238,3 +242,107 @@ async def _until(check: Any, what: str, timeout: float = 30.0) -> None:
             return
         await asyncio.sleep(0.1)
     raise AssertionError(f"timed out waiting for {what}")
+
+
+PAUSED_APP = Path(__file__).parent / "apps" / "paused"
+
+
+def _executions(ledger: Path) -> list[dict[str, Any]]:
+    return [json.loads(line) for line in ledger.read_text().splitlines() if line.strip()]
+
+
+async def test_a_paused_owner_starts_no_work_after_its_lease_passed(store_spec: str, tmp_path: Path) -> None:
+    """SIGSTOP the owner of the only partition (2 s lease) while its activities are running, let the other
+    process take over and run them again, SIGCONT: the resumed process starts no activity, its late
+    outcomes are not recorded twice, and every instance completes once (the real-signal version of
+    test_ownership's paused holder).
+
+    Each activity writes (pid, start time) and then waits for a gate file, so when the owner is stopped
+    every activity it started has written its line and none is between the ownership check and its
+    start: a line from the resumed process with a later time is work it started after it resumed.
+    """
+    ledger, gate = tmp_path / "ledger.jsonl", tmp_path / "gate"
+    ledger.touch()
+    hub = f"P{uuid.uuid4().hex[:12]}"
+    args = ["--app-dir", str(PAUSED_APP), "--port", "0", "--store", store_spec, "--task-hub", hub]
+    env = {"PAUSED_LEDGER": str(ledger), "PAUSED_GATE": str(gate)}
+    store = open_store(store_spec)
+    control = ControlTable(store, hub, StoreOutage())
+    repo = InstanceRepository(store, hub)
+    hosts = [HostProcess(args, env=env), HostProcess(args, env=env)]
+    owner: HostProcess | None = None
+    try:
+        urls = [host.wait_listening(60) for host in hosts]
+
+        async def pid_of_owner() -> int | None:
+            lease = (await control.read_leases())[0]
+            pids = {m.member_id: m.pid for m in await control.read_members()}
+            return pids.get(lease.owner)
+
+        owner_pid = await pid_of_owner()
+        owner = next(host for host in hosts if host.process.pid == owner_pid)
+        other = next(host for host in hosts if host is not owner)
+        ids = []
+        for n in range(4):  # through both: the standby's starts reach the owner as wake-ups
+            status, links = await _post(urls[n % 2], "orchestrators/gated_steps", 3)
+            assert status == 202, links
+            ids.append(str(links["id"]))
+
+        def started_by(host: HostProcess, step: int) -> set[str]:
+            pid = host.process.pid
+            return {e["instance"] for e in _executions(ledger) if e["pid"] == pid and e["step"] == step}
+
+        await _until(lambda: started_by(owner, 0) == set(ids), "the owner to start every first step")
+        owner.process.send_signal(signal.SIGSTOP)  # every activity it started waits at the gate
+        await _until(
+            lambda: started_by(other, 0) == set(ids), "the other process to take over and run them again"
+        )
+        assert await pid_of_owner() == other.process.pid
+        # The stopped process's activities finish the moment it resumes, before its first look at the
+        # leases can tell it that it lost them; the other's wait until later, so the instances stay
+        # where they were (its outcomes would otherwise commit first, and leave nothing to start).
+        (tmp_path / f"gate-{owner.process.pid}").touch()
+        owner.process.send_signal(signal.SIGCONT)
+        resumed_at = time.time()
+        await _until(lambda: "partition 0 was taken over" in owner.log(), "the resumed process to notice")
+        await asyncio.sleep(0.5)  # time for anything it might still start (nothing, it must be)
+        gate.touch()
+
+        async def all_finished() -> bool:
+            records = [await repo.get_record(i) for i in ids]
+            return all(r is not None and r.status.is_finished for r in records)
+
+        deadline = time.monotonic() + 30
+        while not await all_finished():
+            assert time.monotonic() < deadline, "the instances did not finish"
+            await asyncio.sleep(0.1)
+
+        late = [e for e in _executions(ledger) if e["pid"] == owner.process.pid and e["t"] >= resumed_at]
+        assert not late, f"the resumed process started work after its lease passed: {late}"
+        assert owner.process.poll() is None and await pid_of_owner() == other.process.pid
+        for instance_id in ids:
+            record = await repo.get_record(instance_id)
+            assert record is not None and record.status.value == "Completed", record
+            assert json.loads(record.output or "null") == [0, 10, 20]
+            history = await repo.read_history(instance_id, record.history_count)
+            scheduled = Counter(e["EventId"] for e in history if e["EventType"] == EventType.TASK_SCHEDULED)
+            completed = Counter(
+                e["TaskScheduledId"] for e in history if e["EventType"] == EventType.TASK_COMPLETED
+            )
+            assert completed == scheduled and set(completed.values()) == {1}, (instance_id, completed)
+        # The other process ran every step; the paused one only the first, before it was stopped.
+        ran = Counter((e["instance"], e["step"], e["pid"]) for e in _executions(ledger))
+        for instance_id in ids:
+            assert ran[(instance_id, 0, owner.process.pid)] == 1
+            assert all(ran[(instance_id, step, other.process.pid)] == 1 for step in range(3))
+            assert not any(ran[(instance_id, step, owner.process.pid)] for step in (1, 2))
+    except BaseException:
+        for n, host in enumerate(hosts):
+            print(f"--- host {n} (pid {host.process.pid})\n{host.log()[-5000:]}")
+        raise
+    finally:
+        for host in hosts:
+            if host.process.poll() is None:
+                host.process.send_signal(signal.SIGCONT)
+                host.stop(signal.SIGTERM, timeout=60)
+        await store.close()
