@@ -15,7 +15,9 @@ written only with ETag conditions, as the Durable Task Framework's table partiti
 Ownership decides who works, never what is correct: every commit is still guarded by an instance ETag.
 It is checked before starting work with :meth:`holds`, which uses the local monotonic clock, so a process
 that was paused past its lease (SIGSTOP) stops starting work the moment it resumes, before it has even
-learnt that someone else took over.
+learnt that someone else took over. A lease's stored expiry and its local validity are counted from one
+reading of both clocks, taken right before the lease is written, so a pause in the middle of a look
+never leaves a process believing in a lease for longer than its row grants it.
 """
 
 from __future__ import annotations
@@ -182,7 +184,7 @@ class Ownership:
             await self._control.remove_member(member_id)
         leases = await self._control.read_leases()
         self.members = max(1, len(live))
-        await self._keep_or_hand_over(leases, live, now)
+        await self._keep_or_hand_over(leases, live)
         await self._claim(leases, live, dead, now)
         self._changed.set()
         self.looked.set()
@@ -214,7 +216,7 @@ class Ownership:
                 live.add(member.member_id)
         return live, dead
 
-    async def _keep_or_hand_over(self, leases: dict[int, Lease], live: set[str], now: datetime) -> None:
+    async def _keep_or_hand_over(self, leases: dict[int, Lease], live: set[str]) -> None:
         lease_seconds = self.options.lease_duration.total_seconds()
         for partition, lease in sorted(leases.items()):
             mine = lease.owner == self.member_id
@@ -226,36 +228,48 @@ class Ownership:
                 continue
             if partition not in self._held:
                 # Handed over to us by its previous owner: take it (renewing starts our own validity).
-                await self._renew(partition, lease, now, acquired=True)
+                await self._renew(partition, lease, acquired=True)
                 continue
             asked = lease.next_owner and lease.next_owner != self.member_id and lease.next_owner in live
             if asked:
                 await self._release(partition, graceful=True, handover_to=lease.next_owner)
             elif time.monotonic() - self._renewed_at.get(partition, -math.inf) >= lease_seconds / 3:
-                await self._renew(partition, lease, now)
+                await self._renew(partition, lease)
 
-    async def _renew(self, partition: int, lease: Lease, now: datetime, *, acquired: bool = False) -> bool:
+    async def _renew(self, partition: int, lease: Lease, *, acquired: bool = False) -> bool:
+        # The expiry written and the validity counted come from one reading of both clocks, taken right
+        # before the write. The look's own ``now`` is older: a pause since (SIGSTOP, a stalled VM) would
+        # write an expiry that has passed, or is about to, while this process counted its validity from
+        # after the pause, and another process may take a partition whose row has expired.
         requested = time.monotonic()
         try:
             etag = await self._control.write_lease(
                 partition,
                 owner=self.member_id,
-                expires_at=now + self.options.lease_duration,
+                expires_at=WallClock().now() + self.options.lease_duration,
                 next_owner=lease.next_owner if lease.next_owner != self.member_id else "",
                 etag=lease.etag,
             )
         except EtagMismatch:
             return False  # changed meanwhile (a hand-over request, a claim): looked at again next tick
+        lease_seconds = self.options.lease_duration.total_seconds()
+        margin = min(self.options.safety_margin, lease_seconds / 5)
+        valid_until = requested + lease_seconds - margin
+        if acquired and time.monotonic() >= valid_until:
+            # Paused while the claim was being written, past its validity: the row names this process,
+            # but it may not work on the partition, and recovery would skip every instance. The next look
+            # takes it up as a partition handed over to this process, with a fresh lease.
+            log.warning("%s claimed partition %d too late to work on it; taking it up again", self._name,
+                        partition)  # fmt: skip
+            return False
         lapsed = not acquired and not self.holds(partition)
         self._held[partition] = etag
         self._renewed_at[partition] = requested
-        lease_seconds = self.options.lease_duration.total_seconds()
-        margin = min(self.options.safety_margin, lease_seconds / 5)
-        self._valid_until[partition] = requested + lease_seconds - margin
+        self._valid_until[partition] = valid_until
         if acquired:
             log.info("%s owns partition %d", self._name, partition)
             await self._on_acquired(partition)
-        elif lapsed:
+        elif lapsed and self.holds(partition):
             log.info("%s renewed partition %d late; working on it again", self._name, partition)
             await self._on_resumed(partition)
         return True
@@ -290,7 +304,7 @@ class Ownership:
                 continue
             if lease.partition in self._held:
                 continue
-            await self._renew(lease.partition, lease, now, acquired=True)
+            await self._renew(lease.partition, lease, acquired=True)
         incoming = sum(
             1
             for lease in leases.values()

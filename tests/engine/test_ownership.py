@@ -13,10 +13,11 @@ import time
 import uuid
 from collections.abc import AsyncIterator
 from datetime import timedelta
+from typing import Any
 
 import pytest
 
-from durablehost.engine.control import ControlTable, Member
+from durablehost.engine.control import ControlTable, Lease, Member
 from durablehost.engine.owed import StoreOutage
 from durablehost.engine.ownership import Ownership, OwnershipOptions
 from durablehost.store import open_store
@@ -41,6 +42,7 @@ class Process:
         self.acquired: list[int] = []
         self.released: list[tuple[int, bool]] = []
         self.resumed: list[int] = []
+        self.valid_when_told: list[bool] = []  # did holds() say yes when an acquisition was announced?
         self.ownership = Ownership(
             control,
             uuid.uuid4().hex[:8],
@@ -58,6 +60,7 @@ class Process:
 
     async def _acquired(self, partition: int) -> None:
         self.acquired.append(partition)
+        self.valid_when_told.append(self.ownership.holds(partition))
 
     async def _released(self, partition: int, graceful: bool) -> None:
         self.released.append((partition, graceful))
@@ -187,6 +190,58 @@ async def test_a_paused_holder_stops_starting_work_when_its_lease_runs_out(store
     assert paused.ownership.holds(0)
     time.sleep(LEASE.total_seconds())  # noqa: ASYNC251 - a SIGSTOP: the loop itself stands still
     assert not paused.ownership.holds(0)  # the first thing it checks after waking up
+
+
+async def test_a_holder_paused_in_the_middle_of_a_look_holds_no_longer_than_its_lease_row_says(
+    store: TableStore, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A SIGSTOP between a look's reading of the clock and its renewal: the renewal must not write an
+    expiry from before the pause while the holder counts its validity from after it (it would then work
+    on a partition that the row says is free, and that another process takes at once)."""
+    control = await _control(store, 1)
+    paused, other = Process(control, 1), Process(control, 1)
+    await paused.tick()
+    await other.tick()
+    assert paused.owned == {0} and not other.owned
+    reading = control.read_leases
+    stop = [True]
+
+    async def read_then_stop() -> dict[int, Lease]:
+        leases = await reading()
+        if stop.pop() if stop else False:
+            time.sleep(LEASE.total_seconds() + 0.5)  # noqa: ASYNC251 - a SIGSTOP: the loop stands still
+        return leases
+
+    monkeypatch.setattr(control, "read_leases", read_then_stop)
+    await paused.tick()  # clock read, stopped past the lease, renewed
+    await other.tick()
+    assert not (paused.ownership.holds(0) and other.ownership.holds(0)), "two holders of one partition"
+    assert paused.ownership.holds(0) and not other.owned  # the renewal was a real one: nobody took over
+
+
+async def test_a_claim_written_as_its_lease_runs_out_is_taken_up_at_the_next_look(
+    store: TableStore, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A SIGSTOP while a claim is being written, longer than the lease: the process is not told it
+    acquired a partition it may not work on (its recovery would skip every instance and nothing would
+    run them until a sweep); the next look takes the partition up properly."""
+    control = await _control(store, 1)
+    claimer = Process(control, 1)
+    writing = control.write_lease
+    stop = [True]
+
+    async def write_then_stop(partition: int, **fields: Any) -> str:
+        etag = await writing(partition, **fields)
+        if stop.pop() if stop else False:
+            time.sleep(LEASE.total_seconds() + 0.5)  # noqa: ASYNC251 - a SIGSTOP: the loop stands still
+        return etag
+
+    monkeypatch.setattr(control, "write_lease", write_then_stop)
+    await claimer.tick()
+    assert not claimer.ownership.holds(0)
+    await claimer.tick()
+    assert claimer.ownership.holds(0) and claimer.owned == {0}
+    assert claimer.acquired == [0] and claimer.valid_when_told == [True]
 
 
 async def test_a_lease_kept_through_a_store_outage_is_resumed(engine_store: TableStore | None) -> None:
