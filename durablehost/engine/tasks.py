@@ -5,7 +5,8 @@ Activities run on the owner of the scheduling instance's partition, at least onc
 when its episode commits, and again by whoever owns the partition after a crash or a hand-over. An
 activity slot is held until the outcome is stored, so at most ``max_concurrent_activities`` outcomes are
 ever unacknowledged: that bounds re-executions after a crash. Ownership is checked when a slot is
-acquired, right before user code starts, so a process that lost its lease starts nothing more.
+acquired, right before user code starts, and again before a timed-out attempt is made again, so a process
+that lost its lease starts nothing more.
 """
 
 from __future__ import annotations
@@ -132,13 +133,21 @@ class TaskRunner:
                 outcome = Outcome(TaskState.FAILED, reason=str(unknown))
             else:
                 self.executions += 1
-                outcome = await self._attempt(activity, task)
+                attempted = await self._attempt(activity, task, instance_id)
+                if attempted is None:
+                    return  # lost the instance while an attempt hung; its new owner runs the task
+                outcome = attempted
             # The slot is held until the outcome is stored (module docstring).
             await self._host.record_outcome(instance_id, task.execution_id, task.task_id, outcome)
 
-    async def _attempt(self, activity: ActivityFunction, task: TaskRecord) -> Outcome:
-        """Run an activity; a timed-out attempt is abandoned (its late result is never recorded)."""
+    async def _attempt(
+        self, activity: ActivityFunction, task: TaskRecord, instance_id: str
+    ) -> Outcome | None:
+        """Run an activity; a timed-out attempt is abandoned (its late result is never recorded), and
+        picked up again only while this process may still start work for the instance (else None)."""
         for attempt in range(1, self._redeliveries + 2):
+            if attempt > 1 and not self._host.may_start(instance_id):
+                return None
             try:
                 async with asyncio.timeout(self._timeout):
                     done = await call_activity(activity, task.input, workers=self._user)

@@ -164,6 +164,31 @@ async def test_nothing_starts_on_an_instance_this_process_does_not_own(
     assert host.outcomes == [] and host.created == [] and host.sent == [] and runner.executions == 0
 
 
+async def test_a_timed_out_attempt_is_not_redelivered_once_the_instance_is_lost(
+    core: FunctionIndex, user: UserCode, gates: dict[str, Any]
+) -> None:
+    """The ownership check comes before every attempt, not only the first: a process that lost the
+    partition while an attempt hung (a pause, a hand-over) leaves the task to its new owner."""
+    host = Host()
+    runner = TaskRunner(
+        host,
+        core,
+        user,
+        WallClock(),
+        max_concurrent_activities=4,
+        activity_timeout=0.2,
+        activity_redeliveries=2,
+        outage=StoreOutage(),
+    )
+    runner.start("i1", _task(0, TaskKind.ACTIVITY, "gated", '"a"'))
+    async with asyncio.timeout(10):
+        while gates["RUNNING"]["started"] < 1:  # noqa: ASYNC110 - the attempt starts on a thread
+            await asyncio.sleep(0.005)
+    host.owned = False  # lost while the first attempt hangs past its timeout
+    await _idle(runner)
+    assert gates["RUNNING"]["started"] == 1 and host.outcomes == []
+
+
 async def test_timers_and_finished_tasks_are_not_started(core: FunctionIndex, user: UserCode) -> None:
     host = Host()
     runner = _runner(host, core, user)
