@@ -261,8 +261,10 @@ async def test_a_killed_host_restarted_serves_at_once_and_takes_its_partitions_b
 ) -> None:
     """One `durablehost start` on a store, instances in flight, kill -9, the same command again.
 
-    Starting takes its imports (the SDK imports openai-agents when installed: 1.5 s of the ~2 s on an idle
-    machine, more on a loaded one), so a 2 s bound on spawn-to-answer is not asserted (it is printed).
+    A start is mostly imports: the SDK alone takes 1.3-1.4 s on this project's 2-core machine at load 2.4,
+    1.0 s of it importing openai-agents (installed for the agent app), and spawn to first answer took
+    1.9-2.4 s there; so a 2 s bound on spawn-to-answer would not hold on a loaded CI machine and is not
+    asserted (it is printed).
     What is asserted has no timing margin: the new process answers, owns every partition and finishes
     every in-flight instance while the dead process's leases (60 s, renewed every 20 s) are all still
     unexpired, which it can only do because it saw that their holder's pid is gone.
