@@ -1,6 +1,6 @@
 """Failover: how soon the survivor of a kill -9 works on the dead process's partitions. One command:
 
-    python bench/failover.py [--store sqlite|azurite|all] [--repeats 3] [--rate 10]
+    python bench/failover.py [--store sqlite|azurite|all] [--repeats 3] [--rate 10] [--seed 1]
                              [--cases on:15,on:5,off:15,off:5] [--quick]
 
 Each run, on a fresh task hub (a new SQLite file, or a new hub on one Azurite started from the project's
@@ -11,7 +11,9 @@ node_modules, in memory, on free ports):
    case) serve one store; the benchmark waits until each owns 2 of the 4 partitions (read from the lease
    rows in the control table).
 2. A steady stream of HelloSequence5 instances (5 sequential no-op activities; ``--rate`` starts a
-   second, alternating between the two processes, over the management API's start route) runs for 3 s.
+   second, alternating between the two processes, over the management API's start route) runs for 3 s
+   plus a random part of a renewal period (a third of the lease; seeded by ``--seed``), so that the kill
+   falls anywhere in the renewal cycle rather than always at the same point of it.
 3. The process owning most partitions (2 each once balanced: the first one started) gets SIGKILL. The
    stream goes on through the survivor until it has held all four partitions for 2 s (at most one lease
    period + 10 s), then stops.
@@ -26,7 +28,8 @@ Azurite: its own, on the same machine), so the figure is what a client could see
 a dead partition. Every instance in the dead partitions is read after the run, so no poll interval is
 involved. Also shown: when the benchmark saw the survivor hold every lease of the dead process (it reads
 the lease rows every 50 ms; a look takes a few ms more), and when the last instance that was in flight in
-a dead partition at the kill finished.
+a dead partition at the kill finished (HelloSequence5 takes tens of milliseconds, so at 10 starts a
+second few are: the table gives their number).
 
 **Exactly once**: every acknowledged instance must be Completed with the output ``[0, 1, 2, 3, 4]``,
 with one ExecutionStarted, one ExecutionCompleted, and exactly one completion in history per scheduled
@@ -46,6 +49,7 @@ import asyncio
 import json
 import os
 import platform
+import random
 import shutil
 import signal
 import statistics
@@ -308,7 +312,9 @@ async def check_exactly_once(repo: InstanceRepository, ids: list[str]) -> tuple[
     return problems, completed_at
 
 
-async def run_once(spec: str, hub: str, case: Case, rate: float, folder: Path, say: Any) -> dict[str, Any]:
+async def run_once(
+    spec: str, hub: str, case: Case, rate: float, folder: Path, kill_after: float, say: Any
+) -> dict[str, Any]:
     app = write_app(folder, case)
     store = open_store(spec)
     control = ControlTable(store, hub, StoreOutage())
@@ -330,7 +336,7 @@ async def run_once(spec: str, hub: str, case: Case, rate: float, folder: Path, s
         stream = Stream(rate, [first, second])
         async with aiohttp.ClientSession() as session:
             streaming = asyncio.create_task(stream.run(session))
-            await asyncio.sleep(WARM_UP)
+            await asyncio.sleep(kill_after)
             leases, members = await owners(control)
             victim = max(hosts, key=lambda h: len(owned_by_pid(leases, members, h.pid)))
             survivor = second if victim is first else first
@@ -383,6 +389,7 @@ async def run_once(spec: str, hub: str, case: Case, rate: float, folder: Path, s
             "first_episode_started_s": None if first_start is None else first_start - killed_at,
             "leases_taken_s": None if leases_taken_at is None else leases_taken_at - killed_at,
             "in_flight_recovered_s": None if last_in_flight_done is None else last_in_flight_done - killed_at,
+            "kill_after_s": round(kill_after, 3),
             "dead_partitions": sorted(dead_partitions),
             "acknowledged": len(ids),
             "refused": stream.refused,
@@ -427,6 +434,7 @@ class Row:
     failover: Figure
     leases_taken: Figure
     in_flight_recovered: Figure
+    in_flight_at_kill: int  # in dead partitions, over all runs
     acknowledged: int
     completed_once: int
     stalls: int
@@ -450,6 +458,7 @@ def summarise(store: str, case: Case, runs: list[dict[str, Any]]) -> Row:
         failover=failover,
         leases_taken=figures("leases_taken_s"),
         in_flight_recovered=figures("in_flight_recovered_s"),
+        in_flight_at_kill=sum(r["in_flight_in_dead_partitions_at_kill"] for r in runs),
         acknowledged=acknowledged,
         completed_once=acknowledged - bad,
         stalls=stalls,
@@ -458,8 +467,11 @@ def summarise(store: str, case: Case, runs: list[dict[str, Any]]) -> Row:
     )
 
 
-async def run(stores: list[str], cases: list[Case], repeats: int, rate: float, say: Any) -> list[Row]:
+async def run(
+    stores: list[str], cases: list[Case], repeats: int, rate: float, seed: int, say: Any
+) -> list[Row]:
     rows: list[Row] = []
+    rng = random.Random(seed)
     with tempfile.TemporaryDirectory() as tmp:
         count = 0
 
@@ -474,7 +486,8 @@ async def run(stores: list[str], cases: list[Case], repeats: int, rate: float, s
                     hub = f"Failover{uuid.uuid4().hex[:10]}"
                     spec = f"sqlite:{folder / 'store.sqlite'}" if connection is None else connection
                     say(f"{kind}: {case.name}, run {repeat + 1} of {repeats}")
-                    result = await run_once(spec, hub, case, rate, folder, say)
+                    kill_after = WARM_UP + rng.uniform(0, case.lease / 3)
+                    result = await run_once(spec, hub, case, rate, folder, kill_after, say)
                     say(
                         f"  failover {result['failover_s']}, leases {result['leases_taken_s']}, "
                         f"problems {result['problem_count']}, stalled {result['stalled']}"
@@ -512,13 +525,14 @@ def _cell(figure: Figure) -> str:
 def markdown(rows: list[Row]) -> str:
     lines = [
         "| store | case | failover s, median (min-max) | target s | leases taken s | in-flight done s "
-        "| completed once / acknowledged | stalls | ok |",
+        "(instances) | completed once / acknowledged | stalls | ok |",
         "| --- | --- | --- | --- | --- | --- | --- | --- | --- |",
     ]
     for r in rows:
         lines.append(
             f"| {r.store} | {r.case} | {_cell(r.failover)} | <= {r.target_s:g} | {_cell(r.leases_taken)} "
-            f"| {_cell(r.in_flight_recovered)} | {r.completed_once} / {r.acknowledged} | {r.stalls} "
+            f"| {_cell(r.in_flight_recovered)} ({r.in_flight_at_kill}) "
+            f"| {r.completed_once} / {r.acknowledged} | {r.stalls} "
             f"| {'yes' if r.met else 'NO'} |"
         )
     return "\n".join(lines)
@@ -531,6 +545,7 @@ def main() -> None:
     parser.add_argument("--store", choices=["sqlite", "azurite", "all"], default="all")
     parser.add_argument("--repeats", type=int, default=None, help="runs per case (default 3, quick 1)")
     parser.add_argument("--rate", type=float, default=10.0, help="instances started per second")
+    parser.add_argument("--seed", type=int, default=1, help="for the kill's point in the renewal cycle")
     parser.add_argument(
         "--cases", type=parse_cases, default=None, help="default on:15,on:5,off:15,off:5 (quick: on:2,off:2)"
     )
@@ -542,7 +557,8 @@ def main() -> None:
     before = machine()
     uptime = subprocess.run(["uptime"], capture_output=True, text=True, check=False).stdout.strip()
     started = time.perf_counter()
-    rows = asyncio.run(run(stores, cases, repeats, args.rate, lambda t: print(f"# {t}", file=sys.stderr)))
+    say = lambda text: print(f"# {text}", file=sys.stderr)  # noqa: E731
+    rows = asyncio.run(run(stores, cases, repeats, args.rate, args.seed, say))
     elapsed = time.perf_counter() - started
     after_load = [round(x, 2) for x in os.getloadavg()]
 
@@ -550,7 +566,10 @@ def main() -> None:
         f"machine: {before['cpus']} CPUs, Python {before['python']}, {before['platform']}; load average "
         f"{before['load_average']} before, {after_load} after; commit {before['commit']}"
     )
-    print(f"repeats: {repeats}; {args.rate:g} HelloSequence5 starts/s; wall time {elapsed:.0f} s\n")
+    print(
+        f"repeats: {repeats}; {args.rate:g} HelloSequence5 starts/s; seed {args.seed}; "
+        f"wall time {elapsed:.0f} s; uptime before: {uptime}\n"
+    )
     print(markdown(rows))
     RESULTS.mkdir(exist_ok=True)
     stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
@@ -559,7 +578,12 @@ def main() -> None:
         json.dumps(
             {
                 "when": stamp,
-                "args": {"store": args.store, "rate": args.rate, "cases": [asdict(c) for c in cases]},
+                "args": {
+                    "store": args.store,
+                    "rate": args.rate,
+                    "seed": args.seed,
+                    "cases": [asdict(c) for c in cases],
+                },
                 "repeats": repeats,
                 "wall_seconds": round(elapsed, 1),
                 "machine": {**before, "uptime_before": uptime, "load_average_after": after_load},
