@@ -302,8 +302,8 @@ async def test_a_paused_owner_starts_no_work_after_its_lease_passed(store_spec: 
         # leases can tell it that it lost them; the other's wait until later, so the instances stay
         # where they were (its outcomes would otherwise commit first, and leave nothing to start).
         (tmp_path / f"gate-{owner.process.pid}").touch()
+        resumed_at = time.time()  # before the signal: any later line of the stopped process is after it
         owner.process.send_signal(signal.SIGCONT)
-        resumed_at = time.time()
         await _until(lambda: "partition 0 was taken over" in owner.log(), "the resumed process to notice")
         await asyncio.sleep(0.5)  # time for anything it might still start (nothing, it must be)
         gate.touch()
@@ -330,11 +330,12 @@ async def test_a_paused_owner_starts_no_work_after_its_lease_passed(store_spec: 
                 e["TaskScheduledId"] for e in history if e["EventType"] == EventType.TASK_COMPLETED
             )
             assert completed == scheduled and set(completed.values()) == {1}, (instance_id, completed)
-        # The other process ran every step; the paused one only the first, before it was stopped.
+        # The other process ran every step (at least once); the paused one only the first, before it was
+        # stopped.
         ran = Counter((e["instance"], e["step"], e["pid"]) for e in _executions(ledger))
         for instance_id in ids:
             assert ran[(instance_id, 0, owner.process.pid)] == 1
-            assert all(ran[(instance_id, step, other.process.pid)] == 1 for step in range(3))
+            assert all(ran[(instance_id, step, other.process.pid)] >= 1 for step in range(3))
             assert not any(ran[(instance_id, step, owner.process.pid)] for step in (1, 2))
     except BaseException:
         for n, host in enumerate(hosts):
