@@ -169,5 +169,10 @@ class InvocationError(DurableHostError):
     SDK answer that breaks the protocol. Never used for failures of the user's own code."""
 
 
+class WorkAbandoned(DurableHostError):
+    """An activity waiting for a worker thread was not started: by then this process no longer held its
+    instance (a lost lease, a stop). Its new owner runs it."""
+
+
 class PayloadTooLarge(DurableHostError):
     """A value cannot be stored: it is over the store's limits even when split."""

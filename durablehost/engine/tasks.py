@@ -12,6 +12,7 @@ that lost its lease starts nothing more.
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 import uuid
 from collections.abc import Callable
@@ -29,7 +30,7 @@ from durablehost.engine.records import (
     TaskRecord,
     TaskState,
 )
-from durablehost.errors import UnknownFunction
+from durablehost.errors import UnknownFunction, WorkAbandoned
 from durablehost.functions import ActivityFunction, ActivitySuccess, FunctionIndex, call_activity
 from durablehost.functions.workers import UserCode
 
@@ -150,7 +151,14 @@ class TaskRunner:
                 return None
             try:
                 async with asyncio.timeout(self._timeout):
-                    done = await call_activity(activity, task.input, workers=self._user)
+                    done = await call_activity(
+                        activity,
+                        task.input,
+                        workers=self._user,
+                        still_ours=functools.partial(self._host.may_start, instance_id),
+                    )
+            except WorkAbandoned:
+                return None  # lost the instance while the call waited for a thread
             except TimeoutError:
                 # A sync activity's thread cannot be stopped; it finishes in the background and its
                 # result is discarded, like a worker that the Functions host recycles.

@@ -14,7 +14,7 @@ from __future__ import annotations
 import json
 import traceback
 import warnings
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from types import CodeType
 from typing import Any
@@ -24,7 +24,7 @@ import azure.functions as func
 from azure.functions import meta
 from azure.functions.durable_functions import ActivityTriggerConverter
 
-from durablehost.errors import InvocationError
+from durablehost.errors import InvocationError, WorkAbandoned
 from durablehost.functions.context import InvocationContext
 from durablehost.functions.disabled import disabled_message
 from durablehost.functions.index import (
@@ -133,10 +133,19 @@ ActivityOutcome = ActivitySuccess | ActivityFailure
 
 
 async def call_activity(
-    activity: ActivityFunction, input_json: str | None, *, workers: UserCode
+    activity: ActivityFunction,
+    input_json: str | None,
+    *,
+    workers: UserCode,
+    still_ours: Callable[[], bool] | None = None,
 ) -> ActivityOutcome:
     """Run an activity as the worker does (§4): sync functions on a worker thread, async ones on the
-    user-code loop (durablehost.functions.workers)."""
+    user-code loop (durablehost.functions.workers).
+
+    ``still_ours`` is asked again on the worker thread, right before a sync function starts: a call can
+    wait there for a free thread (the pool is busy, or held by timed-out attempts that cannot be
+    stopped) while the process loses the instance; it then raises WorkAbandoned and never runs.
+    """
     if activity.info.disabled_by is not None:
         reason = disabled_message("activity", activity.name, activity.info.disabled_by)
         return ActivityFailure(reason=reason, details="")
@@ -152,16 +161,30 @@ async def call_activity(
         kwargs[CONTEXT_PARAM] = _context(activity.info)
     # A sync function is submitted outside the try: a shut-down executor is the host's problem, not the
     # activity's. An async one is called inside it, where a signature mismatch raises.
-    submitted = None if activity.is_async else workers.submit_sync(activity.function, **kwargs)
+    submitted = None if activity.is_async else workers.submit_sync(_guarded(activity, still_ours), **kwargs)
     try:
         if submitted is None:
             result = await workers.run_async(activity.function(**kwargs))
         else:
             result = await submitted
         encoded = ActivityTriggerConverter.encode(result, expected_type=None)
+    except WorkAbandoned:
+        raise
     except Exception as exc:
         return _activity_failure(activity, exc)
     return ActivitySuccess(result_json=str(encoded.value))
+
+
+def _guarded(activity: ActivityFunction, still_ours: Callable[[], bool] | None) -> Callable[..., Any]:
+    if still_ours is None:
+        return activity.function
+
+    def call(**kwargs: Any) -> Any:
+        if not still_ours():
+            raise WorkAbandoned(f"activity {activity.name} was not started: the instance is not ours now")
+        return activity.function(**kwargs)
+
+    return call
 
 
 def _decode_activity_input(input_json: str | None) -> Any:

@@ -189,6 +189,30 @@ async def test_a_timed_out_attempt_is_not_redelivered_once_the_instance_is_lost(
     assert gates["RUNNING"]["started"] == 1 and host.outcomes == []
 
 
+async def test_an_activity_waiting_for_a_thread_does_not_start_once_the_instance_is_lost(
+    core: FunctionIndex, gates: dict[str, Any]
+) -> None:
+    """Ownership is asked again on the worker thread: a call queued behind a busy pool (here one thread,
+    held by a first attempt) while the process loses the instance never runs and records nothing."""
+    host = Host()
+    one_thread = UserCode(orchestrator_threads=1, activity_threads=1)
+    try:
+        runner = _runner(host, core, one_thread)
+        runner.start("i1", _task(0, TaskKind.ACTIVITY, "gated", '"first"'))
+        async with asyncio.timeout(10):
+            while gates["RUNNING"]["started"] < 1:  # noqa: ASYNC110 - the attempt starts on a thread
+                await asyncio.sleep(0.005)
+        runner.start("i1", _task(1, TaskKind.ACTIVITY, "gated", '"queued"'))
+        await asyncio.sleep(0.05)  # the second call passed its first check and waits for the thread
+        host.owned = False
+        gates["RELEASE"].set()
+        await _idle(runner)
+        assert gates["RUNNING"]["started"] == 1
+        assert [task_id for _, task_id, _ in host.outcomes] == [0]  # the first one's, which had started
+    finally:
+        one_thread.shutdown()
+
+
 async def test_timers_and_finished_tasks_are_not_started(core: FunctionIndex, user: UserCode) -> None:
     host = Host()
     runner = _runner(host, core, user)
