@@ -40,8 +40,10 @@ worker holds its share of the lease rows) and runs 4 warm-up instances per worke
 through the management API (``GET counts?instanceIdPrefix=``, every 0.25 s: light on purpose, since the
 figure does not depend on it); the figure comes from the engine's own instance rows, read from the store
 afterwards as bench/engine_bench.py does: instances / (last CompletedTime - first CreatedTime). Also
-shown: the ratio w2/w1 of the medians (the target of issue #13 on a 2-core machine: >= 1.5) and how the
-instances' partitions were split over the 2 workers.
+shown: the ratio w2/w1 of the medians (the target of issue #13 on a 2-core machine: >= 1.5), how the
+instances' partitions were split over the 2 workers, and how busy each worker (and Azurite) was: CPU time
+from /proc over the measurement's wall time, so that one sees whether the workers were short of CPU or
+waiting.
 
 The machine's load (``os.getloadavg``) is printed before and after. Prints markdown tables and writes the
 data to bench/results/workers_bench-<time>.json.
@@ -156,6 +158,15 @@ def status_kb(pid: int, name: str) -> int | None:
     except OSError:
         return None
     return None
+
+
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU time of a process so far (all its threads)."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return 0.0
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def _stop(process: subprocess.Popen[bytes], timeout: float = 30.0) -> None:
@@ -816,9 +827,15 @@ async def bench_engine(store: str, sizes: Sizes, repeats: int, tmp: Path) -> lis
                     await warm_up(
                         group, "hello_sequence5_cpu", sizes.burn_ms, sizes.warmups_per_worker * workers
                     )
+                    watched = group.worker_pids() + ([azurite.pid] if azurite and azurite.pid else [])
+                    cpu_before, wall_before = [cpu_seconds(p) for p in watched], time.perf_counter()
                     outcome = await hello_throughput_http(
                         group, "hello_sequence5_cpu", sizes.burn_ms, sizes.instances, prefix=f"r{repeat}-"
                     )
+                    wall = time.perf_counter() - wall_before
+                    busy = [
+                        100 * (cpu_seconds(p) - b) / wall for p, b in zip(watched, cpu_before, strict=True)
+                    ]
                 finally:
                     group.stop()
                 per_owner = Counter(owners[partition_of(i, PARTITIONS)] for i in outcome["ids"])
@@ -833,12 +850,17 @@ async def bench_engine(store: str, sizes: Sizes, repeats: int, tmp: Path) -> lis
                         "engine_seconds": Figure(),
                         "starts_accepted_seconds": Figure(),
                         "instances_split": [],
+                        "worker_cpu_pct": [],
+                        "azurite_cpu_pct": Figure(),
                     },
                 )
                 row["per_second"].runs.append(outcome["per_second"])
                 row["engine_seconds"].runs.append(outcome["engine_seconds"])
                 row["starts_accepted_seconds"].runs.append(outcome["starts_accepted_seconds"])
                 row["instances_split"].append("/".join(map(str, sorted(per_owner.values(), reverse=True))))
+                row["worker_cpu_pct"].append("/".join(f"{b:.0f}" for b in busy[:workers]))
+                if azurite is not None:
+                    row["azurite_cpu_pct"].runs.append(busy[-1])
     finally:
         if azurite is not None:
             await azurite.stop_async()
@@ -849,6 +871,7 @@ async def bench_engine(store: str, sizes: Sizes, repeats: int, tmp: Path) -> lis
 
 
 def _plain(row: dict[str, Any]) -> dict[str, Any]:
+    row = {k: v for k, v in row.items() if not (isinstance(v, Figure) and not v.runs)}
     return {
         k: (
             {"runs": [round(x, 3) for x in v.runs], "median": round(v.median, 3)}
@@ -893,16 +916,23 @@ def markdown(report: dict[str, Any]) -> str:
             "## Engine: HelloSequence5, each activity burning 2 ms of CPU, started at once",
             "",
             "| store | workers | instances | orch/s ↑ | first start -> last completion s | "
-            "starts accepted s | instances per worker (each run) | w2/w1 |",
-            "|---|---|---|---|---|---|---|---|",
+            "starts accepted s | instances per worker | CPU % per worker | Azurite CPU % | w2/w1 |",
+            "|---|---|---|---|---|---|---|---|---|---|",
         ]
         for row in report["engine"]:
             ratio = f"{row['ratio_w2_w1']:.2f}" if "ratio_w2_w1" in row else ""
+            azurite = _fig(row["azurite_cpu_pct"]) if "azurite_cpu_pct" in row else "—"
             out.append(
                 f"| {row['store']} | {row['workers']} | {row['instances']} | {_fig(row['per_second'], 1)} "
                 f"| {_fig(row['engine_seconds'], 2)} | {_fig(row['starts_accepted_seconds'], 2)} "
-                f"| {', '.join(row['instances_split'])} | {ratio} |"
+                f"| {', '.join(row['instances_split'])} | {', '.join(row['worker_cpu_pct'])} | {azurite} "
+                f"| {ratio} |"
             )
+        out += [
+            "",
+            "CPU %: each worker's (and Azurite's) CPU time from the first start request to the completion "
+            "seen, over that wall time (100 = one core; each run, or median (min-max) for Azurite).",
+        ]
     return "\n".join(out) + "\n"
 
 

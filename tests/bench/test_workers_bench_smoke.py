@@ -56,6 +56,8 @@ def test_workers_bench_quick_on_sqlite(tmp_path: Path) -> None:
         assert row["per_second"]["median"] > 0 and row["engine_seconds"]["median"] > 0
         (split,) = row["instances_split"]
         assert sum(int(n) for n in split.split("/")) == row["instances"]
+        (busy,) = row["worker_cpu_pct"]
+        assert len(busy.split("/")) == row["workers"] and all(0 < float(b) for b in busy.split("/"))
     ratio = engine[1]["per_second"]["median"] / engine[0]["per_second"]["median"]
     assert engine[1]["ratio_w2_w1"] == pytest.approx(ratio, rel=1e-3)
     assert report["machine"]["cpus"] and report["load_average_after"]
