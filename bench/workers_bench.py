@@ -43,7 +43,11 @@ afterwards as bench/engine_bench.py does: instances / (last CompletedTime - firs
 shown: the ratio w2/w1 of the medians (the target of issue #13 on a 2-core machine: >= 1.5), how the
 instances' partitions were split over the 2 workers, and how busy each worker (and Azurite) was: CPU time
 from /proc over the measurement's wall time, so that one sees whether the workers were short of CPU or
-waiting.
+waiting, and the CPU the rest of the machine used meanwhile. On SQLite the workers also time their write
+transactions (a ``sitecustomize`` put on their PYTHONPATH wraps the store's ``BEGIN IMMEDIATE`` ...
+``COMMIT``; two clock reads each): how long each worker's store thread waited for SQLite's one write lock
+and held it. Both include the waits of that thread for its own process's GIL, which the activities'
+threads hold while they burn CPU.
 
 The machine's load (``os.getloadavg``) is printed before and after. Prints markdown tables and writes the
 data to bench/results/workers_bench-<time>.json.
@@ -421,6 +425,87 @@ def _cmdline(pid: int) -> bytes:
         return Path(f"/proc/{pid}/cmdline").read_bytes()
     except OSError:
         return b""
+
+
+# ---------------------------------------------------------------------- SQLite's write lock, timed
+
+# Imported by the workers' interpreters at start-up (PYTHONPATH): it times every write transaction of the
+# SQLite store, from BEGIN IMMEDIATE being sent to the lock being held ("wait") and from then to COMMIT
+# having returned ("held"), and writes them to LOCK_STATS_DIR/lock-<pid>.json at exit. Two clock reads per
+# transaction; if the store's internals have moved, it does nothing and the figures are missing.
+_LOCK_TIMER = """
+import atexit, json, os, time
+
+def _install():
+    try:
+        from durablehost.store import sqlite
+        transaction = sqlite._WriteTransaction
+        enter, leave = transaction.__enter__, transaction.__exit__
+    except (ImportError, AttributeError):
+        return
+    samples = []
+
+    def timed_enter(self):
+        sent = time.monotonic()
+        enter(self)
+        self._bench_locked = time.monotonic()
+        samples.append([sent, self._bench_locked - sent, 0.0])
+
+    def timed_exit(self, *exc):
+        try:
+            return leave(self, *exc)
+        finally:
+            samples[-1][2] = time.monotonic() - self._bench_locked
+
+    transaction.__enter__, transaction.__exit__ = timed_enter, timed_exit
+
+    def dump():
+        path = os.path.join(os.environ["LOCK_STATS_DIR"], f"lock-{os.getpid()}.json")
+        with open(path, "w") as out:
+            json.dump(samples, out)
+
+    atexit.register(dump)
+
+if os.environ.get("LOCK_STATS_DIR"):
+    _install()
+"""
+
+
+def lock_timer_env(folder: Path) -> dict[str, str]:
+    """The environment that makes durablehost processes time their SQLite write lock into ``folder``."""
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / "sitecustomize.py").write_text(_LOCK_TIMER)
+    path = os.environ.get("PYTHONPATH")
+    return {
+        "PYTHONPATH": f"{folder}{os.pathsep}{path}" if path else str(folder),
+        "LOCK_STATS_DIR": str(folder),
+    }
+
+
+def lock_stats(folder: Path, pids: Sequence[int], start: float, end: float) -> list[dict[str, float]]:
+    """Per worker (in ``pids`` order), the write transactions begun in [start, end] (time.monotonic)."""
+    out = []
+    for pid in pids:
+        path = folder / f"lock-{pid}.json"
+        if not path.exists():
+            continue
+        rows = [r for r in json.loads(path.read_text()) if start <= r[0] <= end]
+        if not rows:
+            continue
+        waits, helds = [r[1] for r in rows], [r[2] for r in rows]
+        out.append(
+            {
+                "transactions": len(rows),
+                "wait_s": sum(waits),
+                "held_s": sum(helds),
+                "wait_p99_ms": percentile(waits, 0.99) * 1000,
+                "held_p50_ms": percentile(helds, 0.5) * 1000,
+                "held_p99_ms": percentile(helds, 0.99) * 1000,
+                "wait_share_pct": 100 * sum(waits) / (end - start),
+                "held_share_pct": 100 * sum(helds) / (end - start),
+            }
+        )
+    return out
 
 
 # ---------------------------------------------------------------------- the relay (a child process)
@@ -830,7 +915,10 @@ async def bench_engine(store: str, sizes: Sizes, repeats: int, tmp: Path) -> lis
                 say(f"engine, {store}, run {repeat + 1}/{repeats}: --workers {workers}")
                 hub = f"Scale{os.getpid()}x{repeat}w{workers}"
                 spec = azurite.connection_string if azurite is not None else f"sqlite:{tmp / f'{hub}.sqlite'}"
-                group = HostGroup(workers, spec, hub, tmp)
+                timer = tmp / f"locks-{hub}"
+                group = HostGroup(
+                    workers, spec, hub, tmp, env=lock_timer_env(timer) if azurite is None else None
+                )
                 group.start()
                 try:
                     owners = await group.wait_balanced()
@@ -840,6 +928,7 @@ async def bench_engine(store: str, sizes: Sizes, repeats: int, tmp: Path) -> lis
                     watched = group.worker_pids() + ([azurite.pid] if azurite and azurite.pid else [])
                     ours = [*group.pids(), os.getpid(), *([azurite.pid] if azurite and azurite.pid else [])]
                     cpu_before, wall_before = [cpu_seconds(p) for p in watched], time.perf_counter()
+                    window_start = time.monotonic()
                     ours_before, machine_before = sum(cpu_seconds(p) for p in ours), machine_busy_seconds()
                     outcome = await hello_throughput_http(
                         group, "hello_sequence5_cpu", sizes.burn_ms, sizes.instances, prefix=f"r{repeat}-"
@@ -848,10 +937,14 @@ async def bench_engine(store: str, sizes: Sizes, repeats: int, tmp: Path) -> lis
                     busy = [
                         100 * (cpu_seconds(p) - b) / wall for p, b in zip(watched, cpu_before, strict=True)
                     ]
+                    window_end = time.monotonic()
                     ours_used = sum(cpu_seconds(p) for p in ours) - ours_before
                     others = 100 * max(0.0, machine_busy_seconds() - machine_before - ours_used) / wall
                 finally:
-                    group.stop()
+                    group.stop()  # the workers write their lock timings as they exit
+                locks = (
+                    lock_stats(timer, watched[:workers], window_start, window_end) if azurite is None else []
+                )
                 per_owner = Counter(owners[partition_of(i, PARTITIONS)] for i in outcome["ids"])
                 row = rows.setdefault(
                     workers,
@@ -867,6 +960,7 @@ async def bench_engine(store: str, sizes: Sizes, repeats: int, tmp: Path) -> lis
                         "worker_cpu_pct": [],
                         "azurite_cpu_pct": Figure(),
                         "others_cpu_pct": Figure(),
+                        "sqlite_lock": [],
                     },
                 )
                 row["per_second"].runs.append(outcome["per_second"])
@@ -877,6 +971,7 @@ async def bench_engine(store: str, sizes: Sizes, repeats: int, tmp: Path) -> lis
                 if azurite is not None:
                     row["azurite_cpu_pct"].runs.append(busy[-1])
                 row["others_cpu_pct"].runs.append(others)
+                row["sqlite_lock"].append(locks)
     finally:
         if azurite is not None:
             await azurite.stop_async()
@@ -952,7 +1047,39 @@ def markdown(report: dict[str, Any]) -> str:
             "rest of the machine used meanwhile (other programs: on a shared machine they take the cores a "
             "second worker needs).",
         ]
+        out += _lock_table(report["engine"])
     return "\n".join(out) + "\n"
+
+
+def _lock_table(rows: list[dict[str, Any]]) -> list[str]:
+    lines: list[str] = []
+    for row in rows:
+        runs = [run for run in row.get("sqlite_lock", []) if run]
+        if not runs:
+            continue
+        if not lines:
+            lines = [
+                "",
+                "SQLite's write lock during the measurement, per worker (median over the runs): the share of "
+                "the time its store thread waited for the lock (BEGIN IMMEDIATE) and held it (to COMMIT), "
+                "its own GIL waits included; the workers' order is arbitrary.",
+                "",
+                "| workers | worker | transactions | waiting % | holding % | wait p99 ms | held p50 ms "
+                "| held p99 ms |",
+                "|---|---|---|---|---|---|---|---|",
+            ]
+        for index in range(row["workers"]):
+            mine = [run[index] for run in runs if len(run) > index]
+
+            def med(key: str, values: list[dict[str, float]] = mine) -> float:
+                return statistics.median(v[key] for v in values)
+
+            lines.append(
+                f"| {row['workers']} | w{index + 1} | {med('transactions'):.0f} "
+                f"| {med('wait_share_pct'):.0f} | {med('held_share_pct'):.0f} | {med('wait_p99_ms'):.1f} "
+                f"| {med('held_p50_ms'):.2f} | {med('held_p99_ms'):.1f} |"
+            )
+    return lines
 
 
 def machine() -> dict[str, Any]:

@@ -56,6 +56,9 @@ def test_workers_bench_quick_on_sqlite(tmp_path: Path) -> None:
         assert row["per_second"]["median"] > 0 and row["engine_seconds"]["median"] > 0
         (split,) = row["instances_split"]
         assert sum(int(n) for n in split.split("/")) == row["instances"]
+        (timed,) = row["sqlite_lock"]  # the workers timed their SQLite write transactions
+        assert 1 <= len(timed) <= row["workers"]
+        assert all(t["transactions"] > 0 and t["held_s"] > 0 for t in timed)
         (busy,) = row["worker_cpu_pct"]
         assert len(busy.split("/")) == row["workers"] and all(0 < float(b) for b in busy.split("/"))
     ratio = engine[1]["per_second"]["median"] / engine[0]["per_second"]["median"]
