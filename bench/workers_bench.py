@@ -27,7 +27,8 @@ A client in this process (a lean asyncio protocol, so that it costs the 2 cores 
 (the connections are opened at once at the start and kept: a connection pool, the SDK's client) and a new
 connection for every request (``Connection: close``: curl, monitors). Figures: requests/s, p50/p99
 latency (the connect included for new connections), the busiest worker's share of the requests, and how
-the connections were split over the workers. A warm-up round precedes each measurement.
+the connections were split over the workers. Each group is measured once its partitions are balanced (a
+hand-over under way costs CPU; ``--quick`` does not wait), after a warm-up round.
 
 **Engine scaling** (``--part engine``): HelloSequence5 whose 5 sequential activities each burn 2 ms of
 their thread's CPU time (``hello_sequence5_cpu``, a busy loop on ``time.thread_time()``), 100 instances
