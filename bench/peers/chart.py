@@ -14,7 +14,8 @@ import matplotlib
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt
 
-COLOURS = {"durablehost-sqlite": "#1f77b4", "durablehost-azurite": "#6baed6", "dbos": "#2ca02c",
+COLOURS = {"durablehost-sqlite": "#1f77b4", "durablehost-azurite": "#6baed6",
+           "durablehost-sqlite-w2": "#17becf", "durablehost-azurite-w2": "#9edae5", "dbos": "#2ca02c",
            "restate": "#ff7f0e", "temporal": "#9467bd"}
 
 

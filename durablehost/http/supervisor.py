@@ -8,7 +8,9 @@ and every worker serves every request.
 The supervisor (this process) reads the configuration, chooses the store (starting Azurite once, if it
 must), binds and listens on the port, and starts the workers with the listening socket inherited: the
 kernel hands each new connection to one of the processes accepting on it. (Measured against
-SO_REUSEPORT sockets and against a front process relaying bytes: bench/workers_bench.py.) Each worker
+SO_REUSEPORT sockets and against a front process relaying bytes, bench/workers_bench.py: as good as
+SO_REUSEPORT for a connection per request, far cheaper than a relay on 2 cores, but keep-alive
+connections opened at once all land on the worker that accepts first.) Each worker
 also gets two pipes: one to say it serves (the supervisor waits for every worker before it says the
 group is up) and a lifeline: when the supervisor is gone, even killed, the pipe closes and the worker
 stops gracefully instead of serving on as an orphan.
