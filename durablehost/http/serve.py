@@ -109,6 +109,11 @@ class _AccessLogger(AbstractAccessLogger):
         self.logger.info("%s %s -> %s (%.0f ms)", request.method, request.path, response.status, time * 1000)
 
 
+# Connections the kernel queues before they are accepted: a burst of clients (100 starts at once) must
+# not be refused or wait for SYN retries. aiohttp's own default (128) would apply on every (re)listen.
+LISTEN_BACKLOG = 1024
+
+
 def bind_socket(host: str, port: int) -> socket.socket:
     """Bind without listening: the port is ours, but no connection is accepted before we serve."""
     try:
@@ -348,7 +353,7 @@ async def _listen(
         try:
             for runner, (_, listening) in zip(runners, listeners, strict=True):
                 await runner.setup()
-                await web.SockSite(runner, listening).start()
+                await web.SockSite(runner, listening, backlog=LISTEN_BACKLOG).start()
             try:
                 await _start_triggers(triggers, choice)
                 # Requests are served already; the banner waits (briefly) for the first look at the leases.

@@ -40,6 +40,7 @@ from durablehost.http.serve import (
     EXIT_CONFIG,
     EXIT_OK,
     EXIT_STORE,
+    LISTEN_BACKLOG,
     StartOptions,
     StartupError,
     WorkerRole,
@@ -51,7 +52,6 @@ from durablehost.http.stores import STORAGE_SETTING, StoreChoice, choose_store
 log = logging.getLogger("durablehost.supervisor")
 
 ROLE_VARIABLE = "_DURABLEHOST_WORKER"  # how the supervisor tells a process it is a worker
-_BACKLOG = 1024
 _RESTART_DELAY = 1.0  # seconds before a worker that died is started again
 
 
@@ -91,7 +91,7 @@ async def supervise(options: StartOptions, count: int, argv: Sequence[str]) -> i
     sock = bind_socket(options.host, prepared.port)
     try:
         await choice.store.close()  # the workers open their own; an Azurite started here keeps running
-        sock.listen(_BACKLOG)
+        sock.listen(LISTEN_BACKLOG)
         return await _Group(count, argv, sock).run()
     finally:
         sock.close()
