@@ -2,22 +2,10 @@
 
 from __future__ import annotations
 
-import subprocess
-import sys
-from pathlib import Path
-
-REPO = Path(__file__).resolve().parents[2]
+from tests.bench.running import run_bench
 
 
 def test_agent_episodes_bench_one_small_run() -> None:
-    done = subprocess.run(
-        [sys.executable, str(REPO / "bench" / "agent_episodes.py"), "--agents", "2", "--runs", "1"],
-        cwd=REPO,
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-    )
-    assert done.returncode == 0, done.stderr[-4000:]
-    assert "one at a time (durablehost)" in done.stdout
-    assert "concurrent (--fidelity azure)" in done.stdout
+    stdout = run_bench("agent_episodes.py", "--agents", "2", "--runs", "1")
+    assert "one at a time (durablehost)" in stdout
+    assert "concurrent (--fidelity azure)" in stdout

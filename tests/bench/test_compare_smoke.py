@@ -3,25 +3,14 @@
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
 from pathlib import Path
 
-REPO = Path(__file__).resolve().parents[2]
+from tests.bench.running import run_bench
 
 
 def test_compare_quick_durablehost_sqlite(tmp_path: Path) -> None:
-    done = subprocess.run(
-        [sys.executable, str(REPO / "bench" / "compare.py"), "--systems", "durablehost-sqlite", "--quick",
-         "--out", str(tmp_path)],
-        cwd=REPO,
-        capture_output=True,
-        text=True,
-        timeout=30,
-        check=False,
-    )
-    assert done.returncode == 0, done.stderr[-4000:]
-    assert "| HelloSequence5 throughput" in done.stdout
+    stdout = run_bench("compare.py", "--systems", "durablehost-sqlite", "--quick", "--out", str(tmp_path))
+    assert "| HelloSequence5 throughput" in stdout
     assert (tmp_path / "compare.md").read_text().startswith("# durablehost vs")
     report = json.loads((tmp_path / "compare.json").read_text())
     assert report["systems"] == ["durablehost-sqlite"]

@@ -3,30 +3,14 @@ subprocess, end to end (a launched ``durablehost start`` whose store fails on co
 
 from __future__ import annotations
 
-import json
-import subprocess
-import sys
-from pathlib import Path
-
-REPO = Path(__file__).resolve().parents[2]
+from tests.bench.running import run_bench, written_report
 
 
 def test_outage_bench_quick_on_sqlite() -> None:
-    done = subprocess.run(
-        [sys.executable, str(REPO / "bench" / "outage.py"), "--store", "sqlite", "--quick", "--outage", "2",
-         "--instances", "4", "--stall-after", "15"],
-        cwd=REPO,
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-    )  # fmt: skip
-    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
-    assert "| sqlite | 4 of 4 |" in done.stdout
-    written = done.stdout.strip().splitlines()[-1].removeprefix("written to ").strip()
-    path = Path(written) if Path(written).is_absolute() else REPO / written
-    report = json.loads(path.read_text())
-    path.unlink()  # a smoke run is not a measurement worth keeping
+    quick = ("--quick", "--outage", "2", "--instances", "4", "--stall-after", "15")
+    stdout = run_bench("outage.py", "--store", "sqlite", *quick)
+    assert "| sqlite | 4 of 4 |" in stdout
+    report = written_report(stdout)
     (result,) = report["results"]
     assert result["store"] == "sqlite" and result["runs"] == 1 and result["target_met"]
     assert result["stalled"] == 0 and result["wrong_outputs"] == 0 and result["duplicate_completions"] == 0

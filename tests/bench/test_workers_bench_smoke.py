@@ -5,38 +5,20 @@ SO_REUSEPORT and relay prototypes are left out to keep this short: they live in 
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
-REPO = Path(__file__).resolve().parents[2]
+from tests.bench.running import run_bench
 
 
 def test_workers_bench_quick_on_sqlite(tmp_path: Path) -> None:
-    done = subprocess.run(
-        [
-            sys.executable,
-            str(REPO / "bench" / "workers_bench.py"),
-            "--quick",
-            "--store",
-            "sqlite",
-            "--fronts",
-            "inherited",
-            "--out",
-            str(tmp_path),
-        ],
-        cwd=REPO,
-        capture_output=True,
-        text=True,
-        timeout=180,
-        check=False,
+    stdout = run_bench(
+        "workers_bench.py", "--quick", "--store", "sqlite", "--fronts", "inherited", "--out", str(tmp_path)
     )
-    assert done.returncode == 0, done.stderr[-4000:]
-    assert "## Front: 2 workers behind one port" in done.stdout
-    assert "| keep-alive | inherited |" in done.stdout
-    assert "## Engine: HelloSequence5" in done.stdout
+    assert "## Front: 2 workers behind one port" in stdout
+    assert "| keep-alive | inherited |" in stdout
+    assert "## Engine: HelloSequence5" in stdout
     (path,) = tmp_path.glob("workers_bench-*.json")
     report = json.loads(path.read_text())
     fronts = report["front"]
