@@ -36,7 +36,8 @@ worker holds its 2 of the hub's 4 partitions, and 8 warm-up HelloSequence5:
   CompletedTime), as for the in-process systems;
 * latency: one instance at a time, started over HTTP, its status polled every 5 ms; CompletedTime -
   CreatedTime from the store. A start taken by the worker that does not own the instance's partition
-  reaches the owner through a wake-up row it polls every 0.2 s: that is part of the figure;
+  reaches the owner through a wake-up row and the owner's doorbell (durablehost.engine.doorbell): that
+  hop is part of the figure;
 * fan-out: one instance (so one worker: the partition's owner runs all its activities); seconds from the
   engine's timestamps; RSS = the VmHWM of the supervisor and both workers (+ Azurite's node process);
 * event round trip: from sending ``POST …/raiseEvent/ping`` (a fresh connection each) to the orchestrator's
@@ -719,7 +720,7 @@ METHOD_NOTES = [
     "production Temporal cluster; Restate runs restate-server at its defaults (RocksDB caches sized by it).",
     "durablehost-*-w2: `durablehost start --workers 2` driven over HTTP from another process (starts, "
     "status polls and raiseEvent requests on loopback; a start or event taken by the worker that does not "
-    "own the instance reaches the owner through a wake-up row polled every 0.2 s); figures from the "
+    "own the instance reaches the owner through a wake-up row and the owner's doorbell); figures from the "
     "engine's instance rows as for the in-process systems, event marks written by the app to files.",
 ]
 

@@ -85,6 +85,7 @@ class Member:
     started: int | None  # the process's start time in clock ticks since boot (Linux), against pid reuse
     label: str
     owned: int
+    doorbell: int = 0  # its loopback doorbell port (durablehost.engine.doorbell); 0: none
 
 
 class ControlTable:
@@ -211,6 +212,7 @@ class ControlTable:
                 "Started": member.started,
                 "Label": member.label,
                 "Owned": member.owned,
+                "Doorbell": member.doorbell,
             },
         )
 
@@ -221,6 +223,7 @@ class ControlTable:
             started = entity.get("Started")
             pid = entity.get("Pid")
             owned = entity.get("Owned")
+            doorbell = entity.get("Doorbell")
             members.append(
                 Member(
                     member_id=entity.row_key,
@@ -230,6 +233,7 @@ class ControlTable:
                     started=started if isinstance(started, int) else None,
                     label=str(entity.get("Label") or ""),
                     owned=owned if isinstance(owned, int) else 0,
+                    doorbell=doorbell if isinstance(doorbell, int) else 0,
                 )
             )
         return members

@@ -38,6 +38,7 @@ from typing import Any
 from durablehost.engine.cache import InstanceCache
 from durablehost.engine.clock import Clock
 from durablehost.engine.control import ControlTable
+from durablehost.engine.doorbell import Doorbell
 from durablehost.engine.entities import Entities, new_event_row_key
 from durablehost.engine.episode import InstanceState, NonDeterminismError, UnsupportedAction, run_episode
 from durablehost.engine.failures import EpisodeFailures
@@ -176,6 +177,7 @@ class Dispatcher:
         self.recovery = Recovery(self, drain_timeout=options.drain_timeout)
         self.versions = VersionGate(options.versioning, retry=self.schedule)
         self.ownership: Ownership | None = None
+        self.doorbell = Doorbell(self.member_id)
         self._queue: asyncio.Queue[str] = asyncio.Queue()
         self._queued: set[str] = set()
         self._running: set[str] = set()
@@ -199,6 +201,7 @@ class Dispatcher:
         self.partition_count = await self.control.partition_count(self.options.partition_count)
         await self.control.ensure_leases(self.partition_count)
         await self.control.migrate_single_owner_layout(self.partition_count, partition_of)
+        await self.doorbell.open()
         ownership = self.ownership = Ownership(
             self.control,
             self.member_id,
@@ -209,6 +212,7 @@ class Dispatcher:
                 detect_dead_processes=self.options.detect_dead_processes,
             ),
             label=self.options.member_label,
+            doorbell=self.doorbell.port,
             outage=self.outage,
             on_acquired=self.recovery.acquired,
             on_released=self.recovery.released,
@@ -240,6 +244,7 @@ class Dispatcher:
         await asyncio.gather(*loops, return_exceptions=True)
         await self.tasks.stop()
         self.outcomes.close()
+        self.doorbell.close()
         self.user.shutdown()
 
     async def ownership_summary(self, timeout: float) -> str:
@@ -310,6 +315,9 @@ class Dispatcher:
                 self.schedule(instance_id)
             return
         await until_stored(self.outage, "waking the owner", lambda: self.control.wake(partition, instance_id))
+        bell = self.ownership.doorbell_of(partition) if self.ownership is not None else None
+        if bell is not None:
+            self.doorbell.ring(*bell)  # the owner is on this machine: it reads the row now, not at its poll
 
     async def refresh(self, instance_id: str) -> None:
         """Revalidate a cached instance (or load it), then run what it has to run."""
@@ -952,8 +960,12 @@ class Dispatcher:
         loop = asyncio.get_running_loop()
         sweep_at = loop.time() + self.options.sweep_interval
         failing = False  # the last poll failed: only a poll after a failed one ends an outage (owed.py)
+        rung = self.doorbell.rung
         while True:
-            await asyncio.sleep(self.options.wake_poll_interval)
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(self.options.wake_poll_interval):
+                    await rung.wait()  # another process on this machine stored a wake-up for us
+            rung.clear()
             ownership = self.ownership
             held = [p for p in self.owned_partitions if ownership is not None and ownership.holds(p)]
             if not held:

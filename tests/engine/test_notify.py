@@ -133,3 +133,41 @@ async def test_instances_started_and_changed_through_a_non_owner_are_indexed_by_
         assert by_bystander == []
         await owner.run_until_idle()
     await store.close()
+
+
+async def test_a_process_on_the_same_machine_rings_the_owner_s_doorbell_instead_of_waiting_for_its_poll(
+    engine_store: TableStore | None,
+) -> None:
+    """Two processes of one hub on one machine (two dispatchers here, one partition, so one owns it and the
+    other nothing): a start and an event taken by the non-owner reach the owner at once through its
+    doorbell (durablehost.engine.doorbell), although the owner polls its wake-up rows only every 30 s."""
+    from durablehost.engine.dispatcher import DispatcherOptions
+
+    store = engine_store or open_store("memory")
+    hub = f"N{uuid.uuid4().hex[:12]}"
+    options = DispatcherOptions(partition_count=1, wake_poll_interval=30.0)
+    owner = DurableHost(store, load_app(APP), WallClock(), hub=hub, options=options)
+    await owner.start(own_all=True)
+    other = DurableHost(store, load_app(APP), WallClock(), hub=hub, options=options)
+    await other.start()
+    try:
+        ownership = other.dispatcher.ownership
+        assert ownership is not None
+        deadline = time.monotonic() + 15
+        while ownership.doorbell_of(0) is None:  # its look at the leases has seen the owner's member row
+            assert time.monotonic() < deadline, "the owner's doorbell never showed"
+            await asyncio.sleep(0.05)
+        assert not other.dispatcher.owned_partitions
+        assert ownership.doorbell_of(0) == (owner.dispatcher.doorbell.port, owner.dispatcher.member_id)
+        started = time.monotonic()
+        instance_id = await other.start_new("waiter")
+        while (await other.get_status(instance_id) or {}).get("runtimeStatus") != "Running":
+            assert time.monotonic() - started < 10, "the start waited for the owner's poll"
+            await asyncio.sleep(0.02)
+        assert await other.raise_event(instance_id, "go", json.dumps("rung"))
+        status = await _finished(other, instance_id, timeout=10)
+        assert (status["runtimeStatus"], status["output"]) == ("Completed", "rung")
+    finally:
+        await other.stop()
+        await owner.stop()
+        await store.close()
