@@ -28,6 +28,7 @@ import contextlib
 import functools
 import json
 import logging
+import math
 import time
 import uuid
 from collections.abc import Awaitable, Callable
@@ -315,9 +316,13 @@ class Dispatcher:
                 self.schedule(instance_id)
             return
         await until_stored(self.outage, "waking the owner", lambda: self.control.wake(partition, instance_id))
-        bell = self.ownership.doorbell_of(partition) if self.ownership is not None else None
-        if bell is not None:
-            self.doorbell.ring(*bell)  # the owner is on this machine: it reads the row now, not at its poll
+        ownership = self.ownership
+        if ownership is not None:
+            # The owner on this machine reads the row now, not at its poll. Every process here is rung, not
+            # only the owner of the last look at the leases: a partition may have just changed hands (a
+            # process joining takes its share), and a look that finds nothing for it costs one read.
+            for port, member_id in ownership.neighbours:
+                self.doorbell.ring(port, member_id)
 
     async def refresh(self, instance_id: str) -> None:
         """Revalidate a cached instance (or load it), then run what it has to run."""
@@ -961,11 +966,17 @@ class Dispatcher:
         sweep_at = loop.time() + self.options.sweep_interval
         failing = False  # the last poll failed: only a poll after a failed one ends an outage (owed.py)
         rung = self.doorbell.rung
+        looked_at = -math.inf
         while True:
             with contextlib.suppress(TimeoutError):
                 async with asyncio.timeout(self.options.wake_poll_interval):
                     await rung.wait()  # another process on this machine stored a wake-up for us
+            if rung.is_set():
+                # A burst of rings (100 starts through the other worker) shares looks: at most one per
+                # _RUNG_SPACING, each taking every wake-up stored by then (a look is a store write).
+                await asyncio.sleep(looked_at + _RUNG_SPACING - loop.time())
             rung.clear()
+            looked_at = loop.time()
             ownership = self.ownership
             held = [p for p in self.owned_partitions if ownership is not None and ownership.holds(p)]
             if not held:
@@ -987,6 +998,9 @@ class Dispatcher:
                 sweep_at = loop.time() + self.options.sweep_interval
                 await self.recovery.sweep(held)
 
+
+# The shortest time between two looks at the wake-up rows that the doorbell asked for.
+_RUNG_SPACING = 0.02
 
 # Work whose completions an episode can usefully wait for (timers and events are not waited for).
 _BATCHED_KINDS = (TaskKind.ACTIVITY, TaskKind.HTTP, TaskKind.SUB_ORCHESTRATION)

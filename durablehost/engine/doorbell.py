@@ -3,8 +3,9 @@
 A write made outside the owner of an instance reaches it through a wake-up row in the control table
 (durablehost.engine.control), which the owner polls every ``wake_poll_interval`` (0.2 s). That row stays
 the only durable path. On one machine (``durablehost start --workers N``, or several processes sharing a
-store), the writer also rings the owner's doorbell once the row is stored: a UDP datagram on loopback to
-the port the owner published in its member row. The owner then reads its wake-ups at once instead of at
+store), the writer also rings the doorbells of the other processes there once the row is stored (the
+owner among them, whoever it is by now): a UDP datagram on loopback to the port each published in its
+member row. The owner then reads its wake-ups at once instead of at
 its next poll, so a start or an event taken by the other worker costs milliseconds, not up to 0.2 s
 (bench/compare.py's durablehost-*-w2 event round trip). A datagram lost, or a doorbell that is not there,
 only costs the poll delay.

@@ -96,7 +96,7 @@ class Ownership:
         self.options = options
         self._label = label
         self._doorbell = doorbell  # published in the member row, for processes on this machine
-        self._bells: dict[int, tuple[int, str]] = {}  # partition -> (doorbell port, member id) of its owner
+        self.neighbours: list[tuple[int, str]] = []  # (doorbell port, member id) of the others on this host
         # The host's view of the store's health, shared with the owed writes: a look that fails because the
         # store is away is reported there, once per outage, not once a look.
         self._outage = outage or StoreOutage()
@@ -124,10 +124,6 @@ class Ownership:
     def holds(self, partition: int) -> bool:
         """May this process start work in ``partition`` now? (Its lease is valid by the local clock.)"""
         return time.monotonic() < self._valid_until.get(partition, -math.inf)
-
-    def doorbell_of(self, partition: int) -> tuple[int, str] | None:
-        """The doorbell of the process on this machine that owned ``partition`` at the last look."""
-        return self._bells.get(partition)
 
     async def wait_for(self, predicate: Callable[[], bool], timeout: float | None = None) -> None:
         async with asyncio.timeout(timeout):
@@ -192,16 +188,11 @@ class Ownership:
             await self._control.remove_member(member_id)
         leases = await self._control.read_leases()
         self.members = max(1, len(live))
-        neighbours = {
-            m.member_id: m.doorbell
+        self.neighbours = sorted(
+            (m.doorbell, m.member_id)
             for m in members
             if m.member_id in live and m.member_id != self.member_id and m.host == self._host and m.doorbell
-        }
-        self._bells = {
-            partition: (neighbours[lease.owner], lease.owner)
-            for partition, lease in leases.items()
-            if lease.owner in neighbours
-        }
+        )
         await self._keep_or_hand_over(leases, live)
         await self._claim(leases, live, dead, now)
         self._changed.set()

@@ -154,11 +154,11 @@ async def test_a_process_on_the_same_machine_rings_the_owner_s_doorbell_instead_
         ownership = other.dispatcher.ownership
         assert ownership is not None
         deadline = time.monotonic() + 15
-        while ownership.doorbell_of(0) is None:  # its look at the leases has seen the owner's member row
+        while not ownership.neighbours:  # its look at the leases has seen the owner's member row
             assert time.monotonic() < deadline, "the owner's doorbell never showed"
             await asyncio.sleep(0.05)
         assert not other.dispatcher.owned_partitions
-        assert ownership.doorbell_of(0) == (owner.dispatcher.doorbell.port, owner.dispatcher.member_id)
+        assert ownership.neighbours == [(owner.dispatcher.doorbell.port, owner.dispatcher.member_id)]
         started = time.monotonic()
         instance_id = await other.start_new("waiter")
         while (await other.get_status(instance_id) or {}).get("runtimeStatus") != "Running":
