@@ -78,6 +78,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+import procinfo
+
 BENCH = Path(__file__).resolve().parent
 REPO = BENCH.parent
 PEERS_DIR = BENCH / ".peers"
@@ -171,50 +173,9 @@ def say(text: str) -> None:
 # ---------------------------------------------------------------------- processes
 
 
-def _cmdline(pid: int) -> bytes:
-    try:
-        return Path(f"/proc/{pid}/cmdline").read_bytes()
-    except OSError:
-        return b""
-
-
-def _children(pid: int) -> list[int]:
-    found: list[int] = []
-    try:
-        tasks = list(Path(f"/proc/{pid}/task").iterdir())
-    except OSError:
-        return found
-    for task in tasks:
-        try:
-            found += [int(p) for p in (task / "children").read_text().split()]
-        except OSError:
-            continue
-    return found
-
-
-def _descendants(pid: int) -> list[int]:
-    out: list[int] = []
-    stack = _children(pid)
-    while stack:
-        child = stack.pop()
-        out.append(child)
-        stack += _children(child)
-    return out
-
-
-def proc_status_kb(pid: int, field_name: str) -> int | None:
-    try:
-        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-            if line.startswith(field_name + ":"):
-                return int(line.split()[1])
-    except OSError:
-        return None
-    return None
-
-
 def stop_pid(pid: int, expected_cmdline: bytes | None = None, timeout: float = 10.0) -> None:
     """SIGTERM one process by pid, SIGKILL after ``timeout``; skip it if the pid now names another program."""
-    if expected_cmdline is not None and _cmdline(pid) != expected_cmdline:
+    if expected_cmdline is not None and procinfo.cmdline(pid) != expected_cmdline:
         return
     try:
         os.kill(pid, signal.SIGTERM)
@@ -227,7 +188,8 @@ def stop_pid(pid: int, expected_cmdline: bytes | None = None, timeout: float = 1
             if done:
                 return
         except ChildProcessError:  # not our child: poll for it
-            if not Path(f"/proc/{pid}").exists() or _cmdline(pid) != (expected_cmdline or _cmdline(pid)):
+            now_running = procinfo.cmdline(pid)
+            if not Path(f"/proc/{pid}").exists() or now_running != (expected_cmdline or now_running):
                 return
             stat = Path(f"/proc/{pid}/stat")
             state = stat.read_text().split()[2] if stat.exists() else ""
@@ -266,8 +228,8 @@ def run_json(command: list[str], *, cwd: Path, timeout: float = RUN_TIMEOUT, env
                     chunks.append(chunk)
                     if result_at is None and b"\n{" in b"\n" + b"".join(chunks):
                         result_at = time.monotonic()
-                for pid in _descendants(process.pid):
-                    seen.setdefault(pid, _cmdline(pid))
+                for pid in procinfo.descendants(process.pid):
+                    seen.setdefault(pid, procinfo.cmdline(pid))
                 if process.poll() is not None:
                     rest = process.stdout.read()
                     if rest:
@@ -285,7 +247,7 @@ def run_json(command: list[str], *, cwd: Path, timeout: float = RUN_TIMEOUT, env
                 stop_pid(process.pid)
                 process.wait(10)
             for pid, cmdline in seen.items():
-                if Path(f"/proc/{pid}").exists() and _cmdline(pid) == cmdline:
+                if Path(f"/proc/{pid}").exists() and procinfo.cmdline(pid) == cmdline:
                     notes.append(f"stopped leftover pid {pid}")
                     stop_pid(pid, cmdline)
         err.seek(0)
@@ -368,7 +330,7 @@ class RestateServer:
     def peak_rss_mb(self) -> float | None:
         if self.process is None:
             return None
-        kb = proc_status_kb(self.process.pid, "VmHWM")
+        kb = procinfo.status_kb(self.process.pid, "VmHWM")
         return None if kb is None else kb / 1024
 
     def stop(self) -> None:
@@ -487,7 +449,7 @@ async def durablehost_child(store: str, workload: str, sizes: Sizes) -> dict[str
             result["worker_rss_peak_mb"] = outcome["rss_peak_mb"]
             result["episodes"] = outcome["episodes"]
             if azurite is not None and azurite.pid is not None:
-                kb = proc_status_kb(azurite.pid, "VmHWM")
+                kb = procinfo.status_kb(azurite.pid, "VmHWM")
                 result["server_rss_peak_mb"] = None if kb is None else kb / 1024
             return
         functions = load_app(eb.APP)
@@ -541,7 +503,7 @@ async def durablehost_w2_child(store: str, workload: str, sizes: Sizes) -> dict[
                     result["seconds"] = await wb.fan_out_http(group, sizes.fan_out)
                     result["worker_rss_peak_mb"] = group.peak_rss_mb()
                     if azurite is not None and azurite.pid is not None:
-                        kb = proc_status_kb(azurite.pid, "VmHWM")
+                        kb = procinfo.status_kb(azurite.pid, "VmHWM")
                         result["server_rss_peak_mb"] = None if kb is None else kb / 1024
                 else:
                     result["samples_ms"] = await wb.event_latency_http(group, marks, sizes.event_instances,
@@ -810,7 +772,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         store, workload, sizes_json = args.child_durablehost
         result = asyncio.run(durablehost_child(store, workload, Sizes(**json.loads(sizes_json))))
         result["worker_rss_peak_mb"] = result.get("worker_rss_peak_mb") or (
-            (proc_status_kb(os.getpid(), "VmHWM") or 0) / 1024)
+            (procinfo.status_kb(os.getpid(), "VmHWM") or 0) / 1024)
         print(json.dumps(result), flush=True)
         return 0
 

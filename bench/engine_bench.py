@@ -35,7 +35,6 @@ import argparse
 import asyncio
 import json
 import os
-import platform
 import statistics
 import subprocess
 import sys
@@ -54,6 +53,7 @@ for _path in (REPO, REPO / "bench"):  # durablehost from the checkout, and this 
         sys.path.insert(0, str(_path))
 
 from counting_store import CountingStore  # noqa: E402
+from procinfo import machine  # noqa: E402
 
 from durablehost.azurite import Azurite  # noqa: E402
 from durablehost.engine.clock import WallClock  # noqa: E402
@@ -486,23 +486,6 @@ async def run(which: str, sizes: Sizes, repeats: int, say: Progress) -> list[Met
                 maker = StoreMaker("azurite", Path(tmp), azurite.connection_string)
                 metrics += await bench_store("azurite", maker, sizes, repeats, say)
     return metrics
-
-
-def machine() -> dict[str, Any]:
-    try:
-        commit = subprocess.run(
-            ["git", "describe", "--always", "--dirty"], cwd=REPO, capture_output=True, text=True, check=False
-        ).stdout.strip()
-    except OSError:
-        commit = ""
-    return {
-        "python": platform.python_version(),
-        "implementation": platform.python_implementation(),
-        "platform": platform.platform(),
-        "cpus": os.cpu_count(),
-        "load_average": [round(x, 2) for x in os.getloadavg()],
-        "commit": commit,
-    }
 
 
 def main() -> None:

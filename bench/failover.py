@@ -48,7 +48,6 @@ import argparse
 import asyncio
 import json
 import os
-import platform
 import random
 import shutil
 import signal
@@ -70,6 +69,8 @@ import aiohttp
 REPO = Path(__file__).resolve().parents[1]
 if str(REPO) not in sys.path:
     sys.path.insert(0, str(REPO))
+
+from procinfo import machine  # noqa: E402
 
 from durablehost.azurite import Azurite  # noqa: E402
 from durablehost.engine.control import ControlTable  # noqa: E402
@@ -501,19 +502,6 @@ async def run(
             async with Azurite() as azurite:
                 await one_store("azurite", azurite.connection_string)
     return rows
-
-
-def machine() -> dict[str, Any]:
-    commit = subprocess.run(
-        ["git", "describe", "--always", "--dirty"], cwd=REPO, capture_output=True, text=True, check=False
-    ).stdout.strip()
-    return {
-        "python": platform.python_version(),
-        "platform": platform.platform(),
-        "cpus": os.cpu_count(),
-        "load_average": [round(x, 2) for x in os.getloadavg()],
-        "commit": commit,
-    }
 
 
 def _cell(figure: Figure) -> str:

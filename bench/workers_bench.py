@@ -66,7 +66,6 @@ import contextlib
 import itertools
 import json
 import os
-import platform
 import select
 import signal
 import socket
@@ -87,6 +86,8 @@ import aiohttp
 REPO = Path(__file__).resolve().parents[1]
 if str(REPO) not in sys.path:
     sys.path.insert(0, str(REPO))
+
+from procinfo import cmdline, descendants, machine, status_kb  # noqa: E402
 
 from durablehost.azurite import Azurite  # noqa: E402
 from durablehost.engine.control import LEASE_PARTITION  # noqa: E402
@@ -134,35 +135,6 @@ def percentile(samples: Sequence[float], q: float) -> float:
 
 
 # ---------------------------------------------------------------------- processes
-
-
-def _children(pid: int) -> list[int]:
-    found: list[int] = []
-    with contextlib.suppress(OSError):
-        for task in Path(f"/proc/{pid}/task").iterdir():
-            with contextlib.suppress(OSError):
-                found += [int(p) for p in (task / "children").read_text().split()]
-    return found
-
-
-def descendants(pid: int) -> list[int]:
-    out: list[int] = []
-    stack = _children(pid)
-    while stack:
-        child = stack.pop()
-        out.append(child)
-        stack += _children(child)
-    return out
-
-
-def status_kb(pid: int, name: str) -> int | None:
-    try:
-        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-            if line.startswith(name + ":"):
-                return int(line.split()[1])
-    except OSError:
-        return None
-    return None
 
 
 def cpu_seconds(pid: int) -> float:
@@ -360,7 +332,7 @@ class HostGroup:
         assert self._main is not None
         if self.workers == 1:
             return [self._main.pid]
-        return [pid for pid in descendants(self._main.pid) if b"durablehost" in _cmdline(pid)]
+        return [pid for pid in descendants(self._main.pid) if b"durablehost" in cmdline(pid)]
 
     def pids(self) -> list[int]:
         """Every process of the group (supervisor, workers, relay)."""
@@ -419,13 +391,6 @@ class HostGroup:
                 await asyncio.sleep(0.2)
         finally:
             await store.close()
-
-
-def _cmdline(pid: int) -> bytes:
-    try:
-        return Path(f"/proc/{pid}/cmdline").read_bytes()
-    except OSError:
-        return b""
 
 
 # ---------------------------------------------------------------------- SQLite's write lock, timed
@@ -1081,22 +1046,6 @@ def _lock_table(rows: list[dict[str, Any]]) -> list[str]:
                 f"| {med('held_p50_ms'):.2f} | {med('held_p99_ms'):.1f} |"
             )
     return lines
-
-
-def machine() -> dict[str, Any]:
-    try:
-        commit = subprocess.run(
-            ["git", "describe", "--always", "--dirty"], cwd=REPO, capture_output=True, text=True, check=False
-        ).stdout.strip()
-    except OSError:
-        commit = ""
-    return {
-        "python": platform.python_version(),
-        "platform": platform.platform(),
-        "cpus": os.cpu_count(),
-        "load_average": [round(x, 2) for x in os.getloadavg()],
-        "commit": commit,
-    }
 
 
 async def run(args: argparse.Namespace) -> dict[str, Any]:
