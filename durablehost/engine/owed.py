@@ -84,13 +84,18 @@ class StoreOutage:
 
     async def pause(self, delay: float) -> None:
         """Wait ``delay`` seconds before a retry, or until a write finds the store back."""
-        sleeping = asyncio.ensure_future(asyncio.sleep(delay))
+        sleeping = asyncio.ensure_future(backoff_sleep(delay))
         self._sleeping.add(sleeping)
         try:
             await asyncio.wait({sleeping})  # returns when it is done or cancelled by the store's return
         finally:
             self._sleeping.discard(sleeping)
             sleeping.cancel()  # when this write itself is cancelled (a stop)
+
+
+async def backoff_sleep(delay: float) -> None:
+    """The wait between two attempts (tests put a recording or quicker one in its place)."""
+    await asyncio.sleep(delay)
 
 
 async def until_stored(outage: StoreOutage, what: str, write: Callable[[], Awaitable[_T]]) -> _T:

@@ -8,7 +8,6 @@ from __future__ import annotations
 import asyncio
 import uuid
 from collections.abc import AsyncIterator, Sequence
-from types import SimpleNamespace
 
 import pytest
 
@@ -196,7 +195,7 @@ async def test_a_write_through_an_outage_is_released_after_the_retry_lands(
     store: RecordingStore, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     real_sleep = asyncio.sleep
-    monkeypatch.setattr(owed, "asyncio", SimpleNamespace(sleep=lambda _delay: real_sleep(0.005)))
+    monkeypatch.setattr(owed, "backoff_sleep", lambda _delay: real_sleep(0.005))
     outage = StoreOutage()
     writer = PartitionWriter(store, store.table, PARTITION, outage)
     store.fail(WRITES)

@@ -7,7 +7,6 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import AsyncIterator, Awaitable, Callable
-from types import SimpleNamespace
 
 import pytest
 
@@ -20,7 +19,7 @@ from tests.support.faults import WRITES, FaultyStore
 
 
 class Sleeps:
-    """Stands in for asyncio.sleep inside owed.py: records each backoff and yields to the loop once."""
+    """Stands in for owed.backoff_sleep: records each backoff and yields to the loop once."""
 
     def __init__(self) -> None:
         self.delays: list[float] = []
@@ -34,8 +33,7 @@ class Sleeps:
 @pytest.fixture
 def sleeps(monkeypatch: pytest.MonkeyPatch) -> Sleeps:
     recorder = Sleeps()
-    fake = SimpleNamespace(sleep=recorder.sleep, ensure_future=asyncio.ensure_future, wait=asyncio.wait)
-    monkeypatch.setattr(owed, "asyncio", fake)
+    monkeypatch.setattr(owed, "backoff_sleep", recorder.sleep)
     return recorder
 
 
